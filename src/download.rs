@@ -1,0 +1,338 @@
+//! The flow, end to end: URL → probe → plan → workers → output file → finish.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use crate::error::Error;
+use crate::output::{self, PartFile};
+use crate::plan::{self, Plan};
+use crate::probe::{self, Resource};
+use crate::progress::{self, Counters, ProgressFn, Snapshot};
+use crate::session::Session;
+use crate::worker::{self, Job, Stop};
+
+/// The most connections one download may use.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The default number of connections.
+pub const DEFAULT_CONNECTIONS: usize = 8;
+
+/// The default number of retries of one range (or of the single stream) without
+/// progress before the download fails.
+pub const DEFAULT_RETRIES: u32 = 5;
+
+/// A notice callback: told things the user should know ("server does not
+/// support ranges: using 1 connection").
+pub type NoticeFn = Box<dyn Fn(&str) + Send + Sync>;
+
+/// A download, configured with builder methods and started with [`Download::run`].
+///
+/// ```no_run
+/// let summary = rangeget::Download::new("https://example.com/big.iso")
+///     .connections(8)
+///     .output("big.iso")
+///     .run()?;
+/// println!("{} bytes in {:?}", summary.bytes, summary.elapsed);
+/// # Ok::<(), rangeget::Error>(())
+/// ```
+pub struct Download {
+    url: String,
+    connections: usize,
+    output: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    content_disposition: bool,
+    force: bool,
+    retries: u32,
+    min_segment: u64,
+    session: Option<Session>,
+    progress: Option<ProgressFn>,
+    notice: Option<NoticeFn>,
+}
+
+/// What a finished download did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Where the file was saved.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Wall time from the probe to the rename.
+    pub elapsed: Duration,
+    /// The most connections that transferred at once.
+    pub connections: usize,
+    /// Whether the file was fetched in ranges (false: one stream).
+    pub segmented: bool,
+    /// What the probe learned.
+    pub resource: Resource,
+}
+
+impl Summary {
+    /// The average speed in bytes per second.
+    pub fn bytes_per_second(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.bytes as f64 / s } else { 0.0 }
+    }
+}
+
+impl Download {
+    /// A download of `url` with the defaults: 8 connections, the name from the
+    /// URL, the current directory.
+    pub fn new(url: impl Into<String>) -> Download {
+        Download {
+            url: url.into(),
+            connections: DEFAULT_CONNECTIONS,
+            output: None,
+            dir: None,
+            content_disposition: false,
+            force: false,
+            retries: DEFAULT_RETRIES,
+            min_segment: plan::MIN_SEGMENT,
+            session: None,
+            progress: None,
+            notice: None,
+        }
+    }
+
+    /// How many connections to use at most (1 to [`MAX_CONNECTIONS`]).
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n;
+        self
+    }
+
+    /// The output file. A relative path is taken inside [`Download::dir`] when
+    /// one is set.
+    pub fn output(mut self, path: impl Into<PathBuf>) -> Self {
+        self.output = Some(path.into());
+        self
+    }
+
+    /// The directory to save into (default: the current directory).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Use the name the server proposes in `Content-Disposition` (sanitised)
+    /// when no output file is given.
+    pub fn content_disposition(mut self, yes: bool) -> Self {
+        self.content_disposition = yes;
+        self
+    }
+
+    /// Overwrite an existing output file.
+    pub fn force(mut self, yes: bool) -> Self {
+        self.force = yes;
+        self
+    }
+
+    /// Retries of one range without progress before giving up (default 5).
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// The smallest segment the file is split into (default 1 MiB).
+    pub fn min_segment(mut self, bytes: u64) -> Self {
+        self.min_segment = bytes.max(1);
+        self
+    }
+
+    /// The session to use (agent, headers, timeouts, cookie jar). Without one, a
+    /// default session is made for this download.
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Called about ten times a second from a timer thread, and once at the end,
+    /// with the download's progress.
+    pub fn progress(mut self, f: impl FnMut(&Snapshot) + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Called with notices for the user, such as a fallback to one connection.
+    pub fn on_notice(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.notice = Some(Box::new(f));
+        self
+    }
+
+    fn notify(&self, msg: &str) {
+        if let Some(f) = &self.notice {
+            f(msg);
+        }
+    }
+
+    /// Runs the download. The file appears under its final name only when it
+    /// is complete.
+    pub fn run(mut self) -> Result<Summary, Error> {
+        let started = Instant::now();
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return Err(Error::InvalidOption(format!(
+                "connections must be between 1 and {MAX_CONNECTIONS}, not {}",
+                self.connections
+            )));
+        }
+        let url = parse_url(&self.url)?;
+        let session = match self.session.take() {
+            Some(s) => s,
+            None => Session::builder().max_connections(self.connections).build(),
+        };
+
+        let probed = probe::probe(&session, &url)?;
+        let resource = probed.resource;
+        let path = self.choose_path(&url, &resource);
+        let file = PartFile::create(&path, resource.length, self.force)?;
+
+        let counters = Counters::default();
+        counters.set_total(resource.length);
+        let done = AtomicBool::new(false);
+        let mut progress = self.progress.take();
+
+        let result = thread::scope(|scope| {
+            let ticker = progress.as_mut().map(|cb| {
+                let (counters, done) = (&counters, &done);
+                scope.spawn(move || {
+                    progress::poll(counters, Instant::now(), progress::TICK, done, cb.as_mut())
+                })
+            });
+            let result = self.transfer(&session, &resource, probed.body, &file, &counters);
+            done.store(true, Ordering::Release);
+            if let Some(t) = ticker {
+                t.thread().unpark();
+            }
+            result
+        });
+        let (bytes, segmented) = result?;
+        let path = file.finish(bytes, self.force)?;
+        Ok(Summary {
+            path,
+            bytes,
+            elapsed: started.elapsed(),
+            connections: counters.max_connections(),
+            segmented,
+            resource,
+        })
+    }
+
+    /// Fetches every byte into `file`; returns the length and whether ranges were used.
+    fn transfer(
+        &self,
+        session: &Session,
+        resource: &Resource,
+        probe_body: Option<ureq::http::Response<ureq::Body>>,
+        file: &PartFile,
+        counters: &Counters,
+    ) -> Result<(u64, bool), Error> {
+        let url = &resource.final_url;
+        let single = |why: &str, body| {
+            self.notify(&format!("{why}: using 1 connection"));
+            let n = worker::run_single(session, url, file, counters, body, self.retries)?;
+            file.set_len(n)?;
+            Ok((n, false))
+        };
+        let Some(total) = resource.length else {
+            return single("server gave no length", probe_body);
+        };
+        if !resource.can_split() || probe_body.is_some() {
+            return single("server does not support ranges", probe_body);
+        }
+        if total == 0 {
+            return Ok((0, true));
+        }
+        let plan = Plan::new(total, self.connections, self.min_segment, plan::MIN_STEAL);
+        let workers = plan.segments().len();
+        let job = Job {
+            session,
+            url,
+            total,
+            file,
+            plan: Mutex::new(plan),
+            counters,
+            etag: resource.etag.clone(),
+            last_modified: resource.last_modified.clone(),
+            retries: self.retries,
+            stop: AtomicBool::new(false),
+        };
+        let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let job = &job;
+                    s.spawn(move || worker::run_ranged(job, w))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Stop::Failed(Error::protocol(
+                            url,
+                            "a worker thread panicked",
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut fallback = None;
+        for o in outcomes {
+            match o {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Fallback(why)) => fallback = Some(why),
+            }
+        }
+        if let Some(why) = fallback {
+            return single(&why, None);
+        }
+        let plan = job.plan.into_inner().unwrap_or_else(|e| e.into_inner());
+        if !plan.is_complete() {
+            return Err(Error::protocol(
+                url,
+                "the download stopped before every range was fetched",
+            ));
+        }
+        Ok((total, true))
+    }
+
+    fn choose_path(&self, url: &Url, resource: &Resource) -> PathBuf {
+        let name = match &self.output {
+            Some(p) => p.clone(),
+            None => {
+                let proposed = self
+                    .content_disposition
+                    .then(|| resource.content_disposition.as_deref())
+                    .flatten()
+                    .and_then(output::name_from_content_disposition);
+                PathBuf::from(proposed.unwrap_or_else(|| output::name_from_url(url)))
+            }
+        };
+        match &self.dir {
+            Some(d) if name.is_relative() => d.join(name),
+            _ => name,
+        }
+    }
+}
+
+/// Parses a URL given by a user: it must be absolute, `http` or `https`, with a host.
+pub fn parse_url(s: &str) -> Result<Url, Error> {
+    let bad = |reason: String| Error::InvalidUrl {
+        url: s.to_string(),
+        reason,
+    };
+    let url = Url::parse(s.trim()).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "unsupported scheme {:?}: only http and https are supported",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host".into()));
+    }
+    Ok(url)
+}

@@ -1,0 +1,163 @@
+//! The library's one error type, and the exit code each kind maps to.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can stop a download. Each message says what went wrong and,
+/// where there is one, what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL could not be parsed, or is not one rangeget can fetch.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An option or argument has a value that cannot be used.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+
+    /// The server answered with an error status that retrying did not fix.
+    #[error("{url}: the server answered HTTP {status}{}", status_hint(*status))]
+    HttpStatus {
+        /// The URL that answered.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+
+    /// The connection failed: the host could not be resolved or reached, the
+    /// connection broke or stalled, or TLS failed.
+    #[error("{url}: {reason}")]
+    Network {
+        /// The URL being fetched.
+        url: String,
+        /// What failed, in words.
+        reason: String,
+    },
+
+    /// More redirects than allowed.
+    #[error("{url}: more than {limit} redirects; the server is probably misconfigured")]
+    TooManyRedirects {
+        /// The URL first requested.
+        url: String,
+        /// The limit.
+        limit: u32,
+    },
+
+    /// A redirect led back to a URL already visited.
+    #[error("redirect loop: {url} redirects back to itself (via {via})")]
+    RedirectLoop {
+        /// The URL visited twice.
+        url: String,
+        /// How many hops it took.
+        via: usize,
+    },
+
+    /// The server broke the protocol in a way that retrying did not fix: a
+    /// wrong `Content-Range`, a body shorter than announced, a length that
+    /// changed.
+    #[error("{url}: {reason}")]
+    Protocol {
+        /// The URL being fetched.
+        url: String,
+        /// What the server did wrong.
+        reason: String,
+    },
+
+    /// The output file already exists.
+    #[error("{0} already exists; pass --force to overwrite it, or choose another name with -o")]
+    OutputExists(PathBuf),
+
+    /// A local file operation failed (missing directory, no permission, full disk…).
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What rangeget was doing, as a verb phrase ("create the file").
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The download was cancelled.
+    #[error("download cancelled")]
+    Cancelled,
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 407 => " (authentication required: pass credentials with -H or a cookie jar)",
+        403 => " (forbidden: you may need to log in or send a cookie)",
+        404 | 410 => " (not found: check the URL)",
+        416 => " (range not satisfiable)",
+        429 => " (too many requests: try again later)",
+        500..=599 => " (server error: try again later)",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// The process exit code for this error, as documented in the README and in
+    /// `rangeget --help`:
+    ///
+    /// | code | meaning |
+    /// |---|---|
+    /// | 2 | usage error or bad URL |
+    /// | 3 | network failure (DNS, connect, reset, stall, TLS, redirects) |
+    /// | 4 | HTTP error status (4xx, 5xx) |
+    /// | 5 | local file error (directory, permissions, existing file, disk full) |
+    /// | 6 | the server broke the protocol (wrong range, short body, changed length) |
+    /// | 130 | cancelled |
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidUrl { .. } | Error::InvalidOption(_) => 2,
+            Error::Network { .. } | Error::TooManyRedirects { .. } | Error::RedirectLoop { .. } => {
+                3
+            }
+            Error::HttpStatus { .. } => 4,
+            Error::OutputExists(_) | Error::Io { .. } => 5,
+            Error::Protocol { .. } => 6,
+            Error::Cancelled => 130,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn network(url: &url::Url, err: &ureq::Error) -> Error {
+        Error::Network {
+            url: url.to_string(),
+            reason: describe_ureq_error(err),
+        }
+    }
+
+    pub(crate) fn protocol(url: &url::Url, reason: impl Into<String>) -> Error {
+        Error::Protocol {
+            url: url.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A ureq error in words a user can act on.
+pub(crate) fn describe_ureq_error(err: &ureq::Error) -> String {
+    match err {
+        ureq::Error::HostNotFound => "host not found: check the host name".into(),
+        ureq::Error::ConnectionFailed => "connection refused or unreachable".into(),
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::Io(e) => format!("connection error: {e}"),
+        ureq::Error::Tls(e) => format!("TLS error: {e}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,332 @@
+//! The output file: choosing its name, writing bytes at their offsets into
+//! `NAME.part`, and renaming it to `NAME` only once it is complete.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use crate::error::Error;
+use crate::urlparse;
+
+/// The name used when a URL's path gives none.
+pub const DEFAULT_NAME: &str = "index.html";
+
+/// The last segment of the URL's path, percent-decoded and made safe;
+/// [`DEFAULT_NAME`] when it is empty or unusable.
+pub fn name_from_url(url: &Url) -> String {
+    let last = url.path().rsplit('/').next().unwrap_or("");
+    sanitize(&urlparse::unquote(last)).unwrap_or_else(|| DEFAULT_NAME.to_string())
+}
+
+/// The file name a `Content-Disposition` value proposes, made safe, or `None`
+/// when it proposes none that is usable. `filename*` (RFC 6266 / RFC 8187, UTF-8
+/// or ISO-8859-1) wins over `filename`.
+pub fn name_from_content_disposition(value: &str) -> Option<String> {
+    let mut plain = None;
+    let mut extended = None;
+    for (key, val) in disposition_params(value) {
+        match key.to_ascii_lowercase().as_str() {
+            "filename*" => extended = extended.or_else(|| decode_ext_value(&val)),
+            "filename" => plain = plain.or(Some(val)),
+            _ => {}
+        }
+    }
+    extended
+        .and_then(|n| sanitize(&n))
+        .or_else(|| plain.and_then(|n| sanitize(&n)))
+}
+
+/// Splits `attachment; a=b; c="d;e"` into its parameters, unquoting quoted values.
+fn disposition_params(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    // Skip the disposition type.
+    for c in chars.by_ref() {
+        if c == ';' {
+            break;
+        }
+    }
+    loop {
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            chars.next();
+            if c == '=' {
+                break;
+            }
+            if c == ';' {
+                key.clear();
+                continue;
+            }
+            key.push(c);
+        }
+        let key = key.trim().to_string();
+        if key.is_empty() && chars.peek().is_none() {
+            break;
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            val.push(n);
+                        }
+                    }
+                    '"' => break,
+                    c => val.push(c),
+                }
+            }
+            // Skip anything up to the next parameter.
+            for c in chars.by_ref() {
+                if c == ';' {
+                    break;
+                }
+            }
+        } else {
+            for c in chars.by_ref() {
+                if c == ';' {
+                    break;
+                }
+                val.push(c);
+            }
+            val = val.trim().to_string();
+        }
+        if !key.is_empty() {
+            out.push((key, val));
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+    }
+    out
+}
+
+/// Decodes an RFC 8187 `charset'language'percent-encoded` value.
+fn decode_ext_value(v: &str) -> Option<String> {
+    let mut parts = v.splitn(3, '\'');
+    let charset = parts.next()?.trim().to_ascii_lowercase();
+    let _language = parts.next()?;
+    let encoded = parts.next()?;
+    let bytes = urlparse::unquote_to_bytes(encoded);
+    match charset.as_str() {
+        "utf-8" => String::from_utf8(bytes).ok(),
+        "iso-8859-1" | "latin1" => Some(bytes.iter().map(|&b| b as char).collect()),
+        _ => None,
+    }
+}
+
+/// Makes a proposed file name safe to create inside the output directory: only
+/// its last path component is kept (`/` and `\` both separate), control
+/// characters and NUL are removed, leading dots and spaces are dropped (no
+/// hidden files, no `..`), and the result is at most 255 bytes. `None` when
+/// nothing usable is left.
+pub fn sanitize(name: &str) -> Option<String> {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let trimmed = cleaned.trim_start_matches(['.', ' ']).trim_end();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for c in trimmed.chars() {
+        if out.len() + c.len_utf8() > 255 {
+            break;
+        }
+        out.push(c);
+    }
+    Some(out)
+}
+
+/// `NAME.part`, where the bytes go until the download is complete.
+pub fn part_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// The file being written: `NAME.part`, renamed to `NAME` by [`PartFile::finish`].
+#[derive(Debug)]
+pub struct PartFile {
+    file: File,
+    part: PathBuf,
+    path: PathBuf,
+}
+
+impl PartFile {
+    /// Creates (or truncates) `NAME.part` and, when the length is known, sets its
+    /// size so that workers can write anywhere in it. Refuses when `NAME` exists
+    /// and `force` is not set.
+    pub fn create(path: &Path, length: Option<u64>, force: bool) -> Result<PartFile, Error> {
+        check_target(path, force)?;
+        let part = part_path(path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&part)
+            .map_err(|e| Error::io(&part, "create the file", e))?;
+        if let Some(len) = length {
+            file.set_len(len)
+                .map_err(|e| Error::io(&part, "set the file's size", e))?;
+        }
+        Ok(PartFile {
+            file,
+            part,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes `buf` at `offset`; safe to call from many threads at once.
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io(&self.part, "write", e))
+    }
+
+    /// Sets the file's length (after a stream of unknown length).
+    pub fn set_len(&self, len: u64) -> Result<(), Error> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io(&self.part, "set the file's size", e))
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `.part` path.
+    pub fn part_path(&self) -> &Path {
+        &self.part
+    }
+
+    /// Checks that the file has `expected` bytes and renames it to its final name.
+    pub fn finish(self, expected: u64, force: bool) -> Result<PathBuf, Error> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.part, "read the file's size", e))?
+            .len();
+        if len != expected {
+            return Err(Error::io(
+                &self.part,
+                "finish",
+                io::Error::other(format!("file has {len} bytes, expected {expected}")),
+            ));
+        }
+        // Checked again: the file may have appeared while we downloaded.
+        check_target(&self.path, force)?;
+        fs::rename(&self.part, &self.path)
+            .map_err(|e| Error::io(&self.path, "rename the finished download to", e))?;
+        Ok(self.path)
+    }
+}
+
+/// Refuses an existing target (unless `force`) and a missing directory.
+fn check_target(path: &Path, force: bool) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(Error::io(
+                path,
+                "write the output",
+                io::Error::other("it is a directory"),
+            ));
+        }
+        Ok(_) if !force => return Err(Error::OutputExists(path.to_path_buf())),
+        _ => {}
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::io(
+            dir,
+            "use the output directory",
+            io::Error::other("not a directory"),
+        )),
+        Err(e) => Err(Error::io(dir, "use the output directory", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_urls() {
+        let n = |u: &str| name_from_url(&Url::parse(u).unwrap());
+        assert_eq!(n("http://h/a/b/file.tar.gz"), "file.tar.gz");
+        assert_eq!(n("http://h/a/b/"), "index.html");
+        assert_eq!(n("http://h"), "index.html");
+        assert_eq!(n("http://h/my%20file.txt?x=1#f"), "my file.txt");
+        assert_eq!(n("http://h/a%2F..%2Fetc%2Fpasswd"), "passwd");
+        assert_eq!(n("http://h/%2E%2E"), "index.html");
+        assert_eq!(n("http://h/caf%C3%A9"), "café");
+    }
+
+    #[test]
+    fn content_disposition_names() {
+        let n = name_from_content_disposition;
+        assert_eq!(
+            n("attachment; filename=\"report.pdf\""),
+            Some("report.pdf".into())
+        );
+        assert_eq!(
+            n("attachment; filename=plain.txt"),
+            Some("plain.txt".into())
+        );
+        assert_eq!(n("attachment; filename=\"../../x\""), Some("x".into()));
+        assert_eq!(
+            n("attachment; filename=\"/etc/passwd\""),
+            Some("passwd".into())
+        );
+        assert_eq!(
+            n("attachment; filename=\"..\\..\\win.ini\""),
+            Some("win.ini".into())
+        );
+        assert_eq!(n("attachment; filename=\"..\""), None);
+        assert_eq!(n("attachment; filename=\".bashrc\""), Some("bashrc".into()));
+        assert_eq!(
+            n("attachment; filename=\"a\\\"b.txt\""),
+            Some("a\"b.txt".into())
+        );
+        assert_eq!(n("attachment; filename=\"a\u{1}b\""), Some("ab".into()));
+        assert_eq!(
+            n("attachment; filename=\"fallback.txt\"; filename*=UTF-8''%E2%82%AC%20rates.txt"),
+            Some("€ rates.txt".into())
+        );
+        assert_eq!(
+            n("attachment; filename*=utf-8''..%2F..%2Fevil.sh"),
+            Some("evil.sh".into())
+        );
+        assert_eq!(
+            n("attachment; filename*=iso-8859-1'en'%E9t%E9.txt"),
+            Some("été.txt".into())
+        );
+        assert_eq!(n("inline"), None);
+        assert_eq!(n("attachment; filename=\"\""), None);
+        assert_eq!(
+            n("attachment; filename=\"semi;colon.txt\"; size=3"),
+            Some("semi;colon.txt".into())
+        );
+    }
+
+    #[test]
+    fn sanitize_rules() {
+        assert_eq!(sanitize("a/b/c"), Some("c".into()));
+        assert_eq!(sanitize("a/b/"), None);
+        assert_eq!(sanitize("..."), None);
+        assert_eq!(sanitize("x\0y"), Some("xy".into()));
+        assert_eq!(sanitize(&"é".repeat(200)).map(|s| s.len()), Some(254));
+    }
+}

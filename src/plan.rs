@@ -1,0 +1,515 @@
+//! Planning: how `[0, len)` is split into segments, handed to workers, and
+//! re-split when a worker runs dry. Pure code: no I/O, no clocks, no threads.
+//!
+//! A [`Plan`] is a list of [`Segment`]s that tile `[0, len)` with no gap and no
+//! overlap. Each segment has a cursor `pos`: bytes `[start, pos)` are claimed
+//! (handed to the worker that writes them), `[pos, end)` are still to fetch. A
+//! worker asks [`Plan::next`] for work; when no segment is free it *steals*:
+//! the second half of the unfinished segment with the most bytes left becomes a
+//! new segment, and the victim's `end` shrinks, which its worker learns the next
+//! time it calls [`Plan::claim`].
+
+use std::ops::Range;
+
+/// The default smallest segment: a file is split into at most `len / MIN_SEGMENT`
+/// segments, so a small file does not open many connections.
+pub const MIN_SEGMENT: u64 = 1024 * 1024;
+
+/// The default smallest piece that stealing will split off: below this, a new
+/// request costs more than it saves.
+pub const MIN_STEAL: u64 = 256 * 1024;
+
+/// One piece of the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// First byte of the segment.
+    pub start: u64,
+    /// Next byte to fetch: `[start, pos)` is claimed by writers.
+    pub pos: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The worker fetching it, if any.
+    pub owner: Option<usize>,
+}
+
+impl Segment {
+    /// Bytes still to fetch.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+
+    /// Whether every byte has been claimed.
+    pub fn is_finished(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+/// A piece of work handed to a worker: fetch `[start, end)` of segment `segment`.
+/// `end` may shrink later if another worker steals from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// Index of the segment in [`Plan::segments`].
+    pub segment: usize,
+    /// First byte to fetch.
+    pub start: u64,
+    /// One past the last byte, as of now.
+    pub end: u64,
+}
+
+/// The split of a file into segments and who fetches which.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    total: u64,
+    min_steal: u64,
+    segments: Vec<Segment>,
+}
+
+/// How many segments `total` bytes should start with for `connections`
+/// connections when no segment may be smaller than `min_segment` (the last one
+/// aside). Always at least 1.
+pub fn segment_count(total: u64, connections: usize, min_segment: u64) -> usize {
+    let by_size = total.div_ceil(min_segment.max(1)).max(1);
+    (connections.max(1) as u64).min(by_size) as usize
+}
+
+impl Plan {
+    /// Splits `[0, total)` into [`segment_count`] segments of nearly equal size.
+    pub fn new(total: u64, connections: usize, min_segment: u64, min_steal: u64) -> Plan {
+        let n = segment_count(total, connections, min_segment) as u64;
+        let segments = (0..n)
+            .map(|i| {
+                let start = total * i / n;
+                let end = total * (i + 1) / n;
+                Segment {
+                    start,
+                    pos: start,
+                    end,
+                    owner: None,
+                }
+            })
+            .collect();
+        Plan {
+            total,
+            min_steal: min_steal.max(1),
+            segments,
+        }
+    }
+
+    /// A plan for a file of which the `done` ranges are already fetched (for
+    /// resuming): the holes between them become segments, each split further so
+    /// that `connections` workers have work. `done` may be unsorted or overlap.
+    pub fn resume(
+        total: u64,
+        done: &[Range<u64>],
+        connections: usize,
+        min_segment: u64,
+        min_steal: u64,
+    ) -> Plan {
+        let holes = complement(total, done);
+        let mut plan = Plan {
+            total,
+            min_steal: min_steal.max(1),
+            segments: Vec::new(),
+        };
+        let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
+        // The done part: finished segments, so the plan still tiles [0, total).
+        for r in merge(done, total) {
+            plan.segments.push(Segment {
+                start: r.start,
+                pos: r.end,
+                end: r.end,
+                owner: None,
+            });
+        }
+        for hole in holes {
+            let len = hole.end - hole.start;
+            // Give each hole its share of the connections.
+            let share = if missing == 0 {
+                1
+            } else {
+                ((connections as u64 * len).div_ceil(missing)).max(1) as usize
+            };
+            let n = segment_count(len, share, min_segment) as u64;
+            for i in 0..n {
+                let start = hole.start + len * i / n;
+                let end = hole.start + len * (i + 1) / n;
+                plan.segments.push(Segment {
+                    start,
+                    pos: start,
+                    end,
+                    owner: None,
+                });
+            }
+        }
+        plan.segments.sort_by_key(|s| s.start);
+        plan
+    }
+
+    /// The file's length.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The segments, in no particular order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Bytes claimed so far.
+    pub fn claimed(&self) -> u64 {
+        self.segments.iter().map(|s| s.pos - s.start).sum()
+    }
+
+    /// Whether every byte has been claimed.
+    pub fn is_complete(&self) -> bool {
+        self.segments.iter().all(Segment::is_finished)
+    }
+
+    /// The claimed ranges, merged and sorted.
+    pub fn claimed_ranges(&self) -> Vec<Range<u64>> {
+        let ranges: Vec<Range<u64>> = self.segments.iter().map(|s| s.start..s.pos).collect();
+        merge(&ranges, self.total)
+    }
+
+    /// The next piece of work for `worker`: the unowned unfinished segment with
+    /// the most bytes left, or else the second half of the owned segment with the
+    /// most bytes left, if that half is at least `min_steal` bytes. `None` when
+    /// there is nothing worth taking.
+    pub fn next(&mut self, worker: usize) -> Option<Assignment> {
+        if let Some(i) = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.owner.is_none() && !s.is_finished())
+            .max_by_key(|(i, s)| (s.remaining(), std::cmp::Reverse(*i)))
+            .map(|(i, _)| i)
+        {
+            return Some(self.assign(i, worker));
+        }
+        self.steal(worker)
+    }
+
+    /// Splits the owned segment with the most bytes left and gives its second half
+    /// to `worker`.
+    fn steal(&mut self, worker: usize) -> Option<Assignment> {
+        let (victim, remaining) = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.owner.is_some())
+            .map(|(i, s)| (i, s.remaining()))
+            .max_by_key(|&(i, r)| (r, std::cmp::Reverse(i)))?;
+        let half = remaining / 2;
+        if half < self.min_steal {
+            return None;
+        }
+        let v = &mut self.segments[victim];
+        let mid = v.end - half;
+        let end = v.end;
+        v.end = mid;
+        self.segments.push(Segment {
+            start: mid,
+            pos: mid,
+            end,
+            owner: None,
+        });
+        let i = self.segments.len() - 1;
+        Some(self.assign(i, worker))
+    }
+
+    fn assign(&mut self, i: usize, worker: usize) -> Assignment {
+        let s = &mut self.segments[i];
+        s.owner = Some(worker);
+        Assignment {
+            segment: i,
+            start: s.pos,
+            end: s.end,
+        }
+    }
+
+    /// Where segment `i` stands: `(pos, end)`.
+    pub fn position(&self, i: usize) -> (u64, u64) {
+        let s = &self.segments[i];
+        (s.pos, s.end)
+    }
+
+    /// Claims up to `n` bytes at the cursor of segment `i` for writing, and
+    /// returns how many may be written there (fewer than `n` when the segment's
+    /// end has moved, 0 when it is finished). The caller writes exactly that many
+    /// bytes at the old cursor.
+    pub fn claim(&mut self, i: usize, n: u64) -> u64 {
+        let s = &mut self.segments[i];
+        let take = n.min(s.end - s.pos);
+        s.pos += take;
+        take
+    }
+
+    /// Gives segment `i` back: its owner stops (it failed, or was cancelled). The
+    /// unclaimed rest may be handed to another worker.
+    pub fn release(&mut self, i: usize) {
+        self.segments[i].owner = None;
+    }
+
+    /// Gives back every segment (all workers stopped).
+    pub fn release_all(&mut self) {
+        for s in &mut self.segments {
+            s.owner = None;
+        }
+    }
+}
+
+/// Sorts and merges `ranges` (clipped to `[0, total)`), dropping empty ones.
+pub fn merge(ranges: &[Range<u64>], total: u64) -> Vec<Range<u64>> {
+    let mut v: Vec<Range<u64>> = ranges
+        .iter()
+        .map(|r| r.start.min(total)..r.end.min(total))
+        .filter(|r| r.start < r.end)
+        .collect();
+    v.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(v.len());
+    for r in v {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// The parts of `[0, total)` not covered by `ranges`.
+pub fn complement(total: u64, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for r in merge(ranges, total) {
+        if r.start > at {
+            out.push(at..r.start);
+        }
+        at = r.end;
+    }
+    if at < total {
+        out.push(at..total);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks that the segments tile [0, total) exactly: sorted by start, each
+    /// begins where the previous ended, the first at 0, the last at total.
+    fn assert_tiles(plan: &Plan) {
+        let mut segs = plan.segments().to_vec();
+        segs.sort_by_key(|s| s.start);
+        let mut at = 0;
+        for s in &segs {
+            assert_eq!(s.start, at, "gap or overlap at {at}: {segs:?}");
+            assert!(s.start <= s.pos && s.pos <= s.end, "bad cursor {s:?}");
+            at = s.end;
+        }
+        assert_eq!(
+            at,
+            plan.total(),
+            "segments end at {at}, not {}",
+            plan.total()
+        );
+    }
+
+    #[test]
+    fn segment_count_respects_minimum_and_connections() {
+        assert_eq!(segment_count(0, 8, MIN_SEGMENT), 1);
+        assert_eq!(segment_count(1, 8, MIN_SEGMENT), 1);
+        assert_eq!(segment_count(100_000, 16, MIN_SEGMENT), 1);
+        assert_eq!(segment_count(MIN_SEGMENT, 8, MIN_SEGMENT), 1);
+        assert_eq!(segment_count(MIN_SEGMENT + 1, 8, MIN_SEGMENT), 2);
+        assert_eq!(segment_count(4 * MIN_SEGMENT, 8, MIN_SEGMENT), 4);
+        assert_eq!(segment_count(1 << 30, 8, MIN_SEGMENT), 8);
+        assert_eq!(segment_count(1 << 30, 0, MIN_SEGMENT), 1);
+        assert_eq!(segment_count(10, 3, 0), 3);
+    }
+
+    #[test]
+    fn new_splits_evenly() {
+        let plan = Plan::new(10, 3, 1, 1);
+        let bounds: Vec<_> = plan.segments().iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(bounds, vec![(0, 3), (3, 6), (6, 10)]);
+        assert_tiles(&plan);
+    }
+
+    #[test]
+    fn empty_file_is_one_finished_segment() {
+        let mut plan = Plan::new(0, 8, MIN_SEGMENT, MIN_STEAL);
+        assert_eq!(plan.segments().len(), 1);
+        assert!(plan.is_complete());
+        assert_eq!(plan.next(0), None);
+    }
+
+    #[test]
+    fn next_hands_out_each_segment_once_then_steals() {
+        let mut plan = Plan::new(400, 4, 100, 10);
+        let mut got = Vec::new();
+        for w in 0..4 {
+            got.push(plan.next(w).expect("work"));
+        }
+        let mut starts: Vec<_> = got.iter().map(|a| a.start).collect();
+        starts.sort();
+        assert_eq!(starts, vec![0, 100, 200, 300]);
+        // A fifth worker steals half of a 100-byte segment.
+        let a = plan.next(4).expect("steal");
+        assert_eq!(a.end - a.start, 50);
+        assert_tiles(&plan);
+        // The victim's end moved to where the thief starts.
+        let victim = plan
+            .segments()
+            .iter()
+            .find(|s| s.end == a.start)
+            .expect("victim");
+        assert_eq!(victim.end - victim.start, 50);
+    }
+
+    #[test]
+    fn claim_is_clamped_to_a_moved_end() {
+        let mut plan = Plan::new(100, 1, 1, 10);
+        let a = plan.next(0).unwrap();
+        assert_eq!((a.start, a.end), (0, 100));
+        assert_eq!(plan.claim(a.segment, 30), 30);
+        // Thief takes [65, 100).
+        let b = plan.next(1).unwrap();
+        assert_eq!((b.start, b.end), (65, 100));
+        assert_eq!(plan.claim(a.segment, 50), 35);
+        assert_eq!(plan.claim(a.segment, 50), 0);
+        assert_eq!(plan.claim(b.segment, 100), 35);
+        assert!(plan.is_complete());
+        assert_eq!(plan.claimed(), 100);
+        assert_tiles(&plan);
+    }
+
+    #[test]
+    fn no_steal_below_minimum() {
+        let mut plan = Plan::new(100, 1, 1, 60);
+        let a = plan.next(0).unwrap();
+        assert_eq!(plan.next(1), None, "half of 100 is below min_steal 60");
+        plan.claim(a.segment, 10);
+        assert_eq!(plan.next(1), None);
+    }
+
+    #[test]
+    fn released_segment_is_picked_up_where_it_stopped() {
+        let mut plan = Plan::new(100, 1, 1, 1000);
+        let a = plan.next(0).unwrap();
+        plan.claim(a.segment, 40);
+        plan.release(a.segment);
+        let b = plan.next(1).unwrap();
+        assert_eq!((b.segment, b.start, b.end), (a.segment, 40, 100));
+    }
+
+    #[test]
+    fn steals_from_the_segment_with_most_left() {
+        let mut plan = Plan::new(300, 3, 1, 1);
+        let a: Vec<_> = (0..3).map(|w| plan.next(w).unwrap()).collect();
+        plan.claim(a[0].segment, 90);
+        plan.claim(a[1].segment, 10);
+        plan.claim(a[2].segment, 50);
+        let s = plan.next(3).unwrap();
+        // Segment 1 ([100,200)) has 90 left: the thief takes [155, 200).
+        assert_eq!((s.start, s.end), (155, 200));
+    }
+
+    #[test]
+    fn merge_and_complement() {
+        assert_eq!(
+            merge(&[5..7, 0..2, 1..3, 7..9, 20..30], 25),
+            vec![0..3, 5..9, 20..25]
+        );
+        assert_eq!(complement(10, &[2..4, 6..8]), vec![0..2, 4..6, 8..10]);
+        assert_eq!(complement(10, &[]), vec![0..10]);
+        assert_eq!(complement(10, &[0..10]), Vec::<Range<u64>>::new());
+        assert_eq!(complement(0, &[]), Vec::<Range<u64>>::new());
+    }
+
+    #[test]
+    fn resume_plans_only_the_holes() {
+        let plan = Plan::resume(1000, &[0..100, 500..600], 4, 50, 10);
+        assert_tiles(&plan);
+        let claimed = plan.claimed_ranges();
+        assert_eq!(claimed, vec![0..100, 500..600]);
+        let open: u64 = plan.segments().iter().map(Segment::remaining).sum();
+        assert_eq!(open, 800);
+        assert!(plan.segments().iter().filter(|s| !s.is_finished()).count() >= 4);
+    }
+
+    /// A tiny deterministic generator for the property tests.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Simulates workers that claim random amounts, steal, and fail at random,
+    /// and checks after every step that the plan tiles the file, that no byte is
+    /// claimed twice, and that at the end every byte was claimed exactly once.
+    #[test]
+    fn property_random_workers_cover_every_byte_exactly_once() {
+        let mut rng = Rng(0x5eed);
+        for round in 0..500 {
+            let total = match round % 5 {
+                0 => rng.below(10),
+                1 => rng.below(1000),
+                _ => rng.below(10_000_000),
+            };
+            let workers = 1 + rng.below(20) as usize;
+            let min_segment = 1 + rng.below(2_000_000);
+            let min_steal = 1 + rng.below(300_000);
+            let mut plan = Plan::new(total, workers, min_segment, min_steal);
+            assert!(plan.segments().len() <= workers);
+            assert_tiles(&plan);
+            let mut owned: Vec<Option<usize>> = vec![None; workers];
+            let mut claimed: Vec<Range<u64>> = Vec::new();
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                assert!(steps < 1_000_000, "no progress");
+                let w = rng.below(workers as u64) as usize;
+                match owned[w] {
+                    None => {
+                        owned[w] = plan.next(w).map(|a| a.segment);
+                        if owned.iter().all(Option::is_none) {
+                            break;
+                        }
+                    }
+                    Some(seg) => {
+                        if rng.below(50) == 0 {
+                            plan.release(seg);
+                            owned[w] = None;
+                            continue;
+                        }
+                        let (pos, _) = plan.position(seg);
+                        let n = plan.claim(seg, 1 + rng.below(400_000));
+                        if n == 0 {
+                            plan.release(seg);
+                            owned[w] = None;
+                        } else {
+                            claimed.push(pos..pos + n);
+                        }
+                    }
+                }
+                assert_tiles(&plan);
+            }
+            assert!(plan.is_complete(), "round {round}: workers gave up early");
+            claimed.sort_by_key(|r| r.start);
+            let mut at = 0;
+            for r in &claimed {
+                assert_eq!(r.start, at, "round {round}: byte claimed twice or skipped");
+                at = r.end;
+            }
+            assert_eq!(at, total);
+        }
+    }
+}

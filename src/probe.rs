@@ -1,0 +1,282 @@
+//! Probing: one request learns what the resource is before any byte is planned.
+//!
+//! `HEAD` first. When `HEAD` is refused (any 4xx/5xx) or gives no length, a
+//! `GET` with `Range: bytes=0-0`: a `206` gives the total in `Content-Range`
+//! (its one-byte body is read so the connection goes back to the pool); a `200`
+//! is kept, because it already is the whole body and serves as the single
+//! stream.
+
+use ureq::http::{HeaderMap, Response};
+use url::Url;
+
+use crate::error::Error;
+use crate::session::{Fetched, Session};
+
+/// Whether the server serves byte ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeSupport {
+    /// It answered a ranged request with `206`, or says `Accept-Ranges: bytes`.
+    Yes,
+    /// It says `Accept-Ranges: none`, or answered a ranged request with `200`.
+    No,
+    /// It did not say; a ranged request will tell.
+    Unknown,
+}
+
+/// What the probe learned about a resource.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    /// The URL asked for.
+    pub url: Url,
+    /// The URL that answered, after redirects.
+    pub final_url: Url,
+    /// The total length, when the server gave one.
+    pub length: Option<u64>,
+    /// Whether ranges are served.
+    pub ranges: RangeSupport,
+    /// The `ETag` header, as sent.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, as sent.
+    pub last_modified: Option<String>,
+    /// The `Content-Disposition` header, as sent.
+    pub content_disposition: Option<String>,
+    /// The `Content-Encoding` header, if the server sent one.
+    pub content_encoding: Option<String>,
+}
+
+impl Resource {
+    /// Whether the download can be split: the length is known and ranges are not
+    /// refused.
+    pub fn can_split(&self) -> bool {
+        self.length.is_some() && self.ranges != RangeSupport::No
+    }
+}
+
+/// The probe's result: the resource, and the probe's own `GET` response when it
+/// is a whole body that can be streamed as it is.
+pub(crate) struct Probed {
+    pub resource: Resource,
+    pub body: Option<Response<ureq::Body>>,
+}
+
+/// Probes `url`.
+pub(crate) fn probe(session: &Session, url: &Url) -> Result<Probed, Error> {
+    let head = session.send("HEAD", url, &[])?;
+    let status = head.response.status().as_u16();
+    if (200..300).contains(&status) {
+        // A HEAD whose length is malformed is no worse than one with none: ask GET.
+        let resource = describe(url, &head, content_length(&head).unwrap_or(None));
+        if resource.length.is_some() {
+            return Ok(Probed {
+                resource,
+                body: None,
+            });
+        }
+    }
+    let get = session.send("GET", url, &[("range", "bytes=0-0".to_string())])?;
+    let status = get.response.status().as_u16();
+    match status {
+        206 => {
+            let Some(cr) = header(get.response.headers(), "content-range") else {
+                return Err(Error::protocol(
+                    &get.url,
+                    "206 answer without Content-Range",
+                ));
+            };
+            let parsed = parse_content_range(&cr).ok_or_else(|| {
+                Error::protocol(&get.url, format!("malformed Content-Range {cr:?}"))
+            })?;
+            let (Some((0, 0)), Some(total)) = (parsed.range, parsed.total) else {
+                return Err(Error::protocol(
+                    &get.url,
+                    format!("asked for bytes 0-0, got Content-Range {cr:?}"),
+                ));
+            };
+            let mut resource = describe(url, &get, Some(total));
+            resource.ranges = RangeSupport::Yes;
+            // Read the one byte so that the connection can be reused.
+            let mut body = get.response.into_body();
+            let _ = body.with_config().limit(64).read_to_vec();
+            Ok(Probed {
+                resource,
+                body: None,
+            })
+        }
+        416 => {
+            // Nothing at byte 0: an empty resource says `bytes */0`.
+            let total = header(get.response.headers(), "content-range")
+                .and_then(|cr| parse_content_range(&cr))
+                .and_then(|c| c.total);
+            match total {
+                Some(0) => {
+                    let mut resource = describe(url, &get, Some(0));
+                    resource.ranges = RangeSupport::Yes;
+                    Ok(Probed {
+                        resource,
+                        body: None,
+                    })
+                }
+                _ => Err(Error::HttpStatus {
+                    url: get.url.to_string(),
+                    status,
+                }),
+            }
+        }
+        200..=299 => {
+            let length = content_length(&get)?;
+            let mut resource = describe(url, &get, length);
+            resource.ranges = RangeSupport::No;
+            Ok(Probed {
+                resource,
+                body: Some(get.response),
+            })
+        }
+        _ => Err(Error::HttpStatus {
+            url: get.url.to_string(),
+            status,
+        }),
+    }
+}
+
+fn describe(url: &Url, fetched: &Fetched, length: Option<u64>) -> Resource {
+    let h = fetched.response.headers();
+    let ranges = match header(h, "accept-ranges") {
+        Some(v) if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("bytes")) => {
+            RangeSupport::Yes
+        }
+        Some(v) if v.trim().eq_ignore_ascii_case("none") => RangeSupport::No,
+        _ => RangeSupport::Unknown,
+    };
+    let content_encoding =
+        header(h, "content-encoding").filter(|v| !v.trim().eq_ignore_ascii_case("identity"));
+    Resource {
+        url: url.clone(),
+        final_url: fetched.url.clone(),
+        length,
+        ranges,
+        etag: header(h, "etag"),
+        last_modified: header(h, "last-modified"),
+        content_disposition: header(h, "content-disposition"),
+        content_encoding,
+    }
+}
+
+/// The first value of header `name`, as text.
+pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// The `Content-Length` of a response, checked: every value must be plain ASCII
+/// digits and all values must agree. `None` when absent or when the body is
+/// chunked (where a length must be ignored).
+pub(crate) fn content_length(fetched: &Fetched) -> Result<Option<u64>, Error> {
+    let h = fetched.response.headers();
+    if h.get("transfer-encoding").is_some() {
+        return Ok(None);
+    }
+    let mut found: Option<u64> = None;
+    for v in h.get_all("content-length") {
+        for part in v.to_str().unwrap_or("?").split(',') {
+            let part = part.trim();
+            let n = parse_decimal(part).ok_or_else(|| {
+                Error::protocol(&fetched.url, format!("malformed Content-Length {part:?}"))
+            })?;
+            if found.is_some_and(|f| f != n) {
+                return Err(Error::protocol(
+                    &fetched.url,
+                    "conflicting Content-Length headers",
+                ));
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// Parses a non-empty string of ASCII digits that fits in a `u64`.
+pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A parsed `Content-Range: bytes a-b/total` (or `bytes */total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ContentRange {
+    /// First and last byte (inclusive), if given.
+    pub range: Option<(u64, u64)>,
+    /// The total, if given (not `*`).
+    pub total: Option<u64>,
+}
+
+/// Parses a `Content-Range` value; `None` when malformed.
+pub(crate) fn parse_content_range(v: &str) -> Option<ContentRange> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(parse_decimal(t)?),
+    };
+    let range = match range.trim() {
+        "*" => None,
+        r => {
+            let (a, b) = r.split_once('-')?;
+            let (a, b) = (parse_decimal(a.trim())?, parse_decimal(b.trim())?);
+            if b < a || total.is_some_and(|t| b >= t) {
+                return None;
+            }
+            Some((a, b))
+        }
+    };
+    Some(ContentRange { range, total })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(
+            parse_content_range("bytes 0-0/100"),
+            Some(ContentRange {
+                range: Some((0, 0)),
+                total: Some(100)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes */0"),
+            Some(ContentRange {
+                range: None,
+                total: Some(0)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 5-9/*"),
+            Some(ContentRange {
+                range: Some((5, 9)),
+                total: None
+            })
+        );
+        assert_eq!(parse_content_range("bytes 9-5/100"), None);
+        assert_eq!(parse_content_range("bytes 0-100/100"), None);
+        assert_eq!(parse_content_range("bytes 0-1/12abc"), None);
+        assert_eq!(parse_content_range("bytes -1-5/100"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_content_range("bytes 0-1"), None);
+    }
+
+    #[test]
+    fn decimal_parsing_is_strict() {
+        assert_eq!(parse_decimal("0"), Some(0));
+        assert_eq!(parse_decimal("12345"), Some(12345));
+        assert_eq!(parse_decimal(""), None);
+        assert_eq!(parse_decimal("+1"), None);
+        assert_eq!(parse_decimal("-1"), None);
+        assert_eq!(parse_decimal("12abc"), None);
+        assert_eq!(parse_decimal("99999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,298 @@
+//! The session: one `ureq::Agent` and one cookie jar, shared by the probe and
+//! every worker of a download (and by several downloads, if the caller wishes).
+//!
+//! Redirects are followed here, not by ureq, so that every hop sees the jar: the
+//! `Set-Cookie` of a `302` is stored before the next hop is sent, and the next
+//! hop gets the cookies that the jar holds for *its* URL. Credentials that the
+//! user set by hand (`Authorization`, `Cookie`) are dropped when a redirect
+//! leaves the origin they were meant for.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cookie_store::CookieStore;
+use ureq::Agent;
+use ureq::http::{self, Response};
+use url::Url;
+
+use crate::error::Error;
+
+/// The most redirects followed for one request.
+pub const MAX_REDIRECTS: u32 = 10;
+
+/// The default `User-Agent`.
+pub const DEFAULT_USER_AGENT: &str = concat!("rangeget/", env!("CARGO_PKG_VERSION"));
+
+/// Headers that carry credentials, dropped on a redirect to another origin.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// A set of settings for a [`Session`]. Build one with [`Session::builder`].
+#[derive(Clone, Debug)]
+pub struct SessionBuilder {
+    headers: Vec<(String, String)>,
+    user_agent: String,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    max_connections: usize,
+}
+
+impl Default for SessionBuilder {
+    fn default() -> Self {
+        SessionBuilder {
+            headers: Vec::new(),
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        }
+    }
+}
+
+impl SessionBuilder {
+    /// Adds a header sent with every request (`-H 'Name: value'`). A header of the
+    /// same name that rangeget would send itself is replaced by this one, except
+    /// `Range`, `If-Range` and `Accept-Encoding`, which downloads need as they are.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Parses `Name: value` (as curl's `-H`) and adds it.
+    pub fn header_line(self, line: &str) -> Result<Self, Error> {
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            Error::InvalidOption(format!("header {line:?} is not of the form 'Name: value'"))
+        })?;
+        let name = name.trim();
+        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(Error::InvalidOption(format!(
+                "header {line:?} has an invalid name"
+            )));
+        }
+        let value = value.trim();
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(Error::InvalidOption(format!(
+                "header {line:?} has an invalid value"
+            )));
+        }
+        Ok(self.header(name, value))
+    }
+
+    /// Sets the `User-Agent` (default `rangeget/VERSION`).
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = ua.into();
+        self
+    }
+
+    /// How long to wait for a connection (TCP and TLS) to be set up (default 15 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// How long a connection may stay silent, waiting for headers or body bytes,
+    /// before it counts as stalled (default 30 s).
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = t;
+        self
+    }
+
+    /// The most connections that downloads in this session will open at once
+    /// (sizes the idle pool so that none is thrown away; default 64).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Builds the session with an empty cookie jar.
+    pub fn build(self) -> Session {
+        let config = Agent::config_builder()
+            // We follow redirects ourselves so that every hop sees the jar.
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .user_agent(self.user_agent.as_str())
+            // No gzip: a compressed answer ignores Range. Identity only.
+            .accept_encoding("identity")
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_recv_response(Some(self.read_timeout))
+            .timeout_per_read(Some(self.read_timeout))
+            .input_buffer_size(256 * 1024)
+            .max_idle_connections_per_host(self.max_connections + 4)
+            .max_idle_connections(2 * self.max_connections + 8)
+            .build();
+        Session {
+            agent: Agent::new_with_config(config),
+            jar: Arc::new(Mutex::new(CookieStore::new())),
+            headers: Arc::new(self.headers),
+        }
+    }
+}
+
+/// One agent (connection pool, timeouts, TLS) and one cookie jar, cheap to clone:
+/// clones share both.
+#[derive(Clone)]
+pub struct Session {
+    agent: Agent,
+    jar: Arc<Mutex<CookieStore>>,
+    headers: Arc<Vec<(String, String)>>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::builder().build()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response and the URL that gave it, after redirects.
+pub(crate) struct Fetched {
+    pub url: Url,
+    pub response: Response<ureq::Body>,
+}
+
+impl Session {
+    /// Starts building a session.
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
+    }
+
+    /// The cookie jar, locked. Do not hold the guard across a request.
+    pub fn cookies(&self) -> MutexGuard<'_, CookieStore> {
+        // A worker that panicked while holding the lock cannot have left the jar
+        // half-updated in a way that matters more than losing the cookies: use it.
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `method url` with `extra` headers, following up to [`MAX_REDIRECTS`]
+    /// redirects, storing every `Set-Cookie` (redirects included) and sending the
+    /// jar's cookies on every hop. Any status is returned as a response: callers
+    /// decide what an error is.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        url: &Url,
+        extra: &[(&str, String)],
+    ) -> Result<Fetched, Error> {
+        let origin = url.origin();
+        let mut current = url.clone();
+        let mut method = method.to_string();
+        let mut visited = vec![current.clone()];
+        loop {
+            let cross_origin = current.origin() != origin;
+            let mut req = http::Request::builder()
+                .method(method.as_str())
+                .uri(current.as_str());
+            let mut user_cookie = None;
+            for (name, value) in self.headers.iter() {
+                let lower = name.to_ascii_lowercase();
+                if matches!(lower.as_str(), "range" | "if-range" | "accept-encoding") {
+                    continue;
+                }
+                if CREDENTIAL_HEADERS.contains(&lower.as_str()) && cross_origin {
+                    continue;
+                }
+                if lower == "cookie" {
+                    user_cookie = Some(value.clone());
+                    continue;
+                }
+                req = req.header(name.as_str(), value.as_str());
+            }
+            for (name, value) in extra {
+                req = req.header(*name, value.as_str());
+            }
+            if let Some(cookie) = self.cookie_header(&current, user_cookie) {
+                req = req.header("cookie", cookie);
+            }
+            let req = req.body(()).map_err(|e| Error::InvalidUrl {
+                url: current.to_string(),
+                reason: e.to_string(),
+            })?;
+            let response = self
+                .agent
+                .run(req)
+                .map_err(|e| Error::network(&current, &e))?;
+            self.store_cookies(&current, &response);
+
+            let status = response.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(Fetched {
+                    url: current,
+                    response,
+                });
+            }
+            let Some(location) = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+            else {
+                // A 3xx without Location is a final answer.
+                return Ok(Fetched {
+                    url: current,
+                    response,
+                });
+            };
+            let next = current.join(location).map_err(|e| {
+                Error::protocol(
+                    &current,
+                    format!("redirect to an invalid Location {location:?}: {e}"),
+                )
+            })?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(Error::protocol(
+                    &current,
+                    format!("redirect to unsupported scheme {:?}", next.scheme()),
+                ));
+            }
+            if visited.contains(&next) {
+                return Err(Error::RedirectLoop {
+                    url: next.to_string(),
+                    via: visited.len(),
+                });
+            }
+            if visited.len() > MAX_REDIRECTS as usize {
+                return Err(Error::TooManyRedirects {
+                    url: url.to_string(),
+                    limit: MAX_REDIRECTS,
+                });
+            }
+            if status == 303 && method != "HEAD" {
+                method = "GET".to_string();
+            }
+            visited.push(next.clone());
+            current = next;
+        }
+    }
+
+    fn cookie_header(&self, url: &Url, user_cookie: Option<String>) -> Option<String> {
+        let jar = self.cookies();
+        let mut parts: Vec<String> = user_cookie.into_iter().collect();
+        parts.extend(
+            jar.get_request_values(url)
+                .map(|(name, value)| format!("{name}={value}")),
+        );
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    fn store_cookies(&self, url: &Url, response: &Response<ureq::Body>) {
+        let values: Vec<&str> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        let mut jar = self.cookies();
+        for v in values {
+            // A cookie the jar refuses (bad domain, malformed) is ignored, as browsers do.
+            let _ = jar.parse(v, url);
+        }
+    }
+}

@@ -49,6 +49,7 @@ pub struct Download {
     force: bool,
     retries: u32,
     min_segment: u64,
+    min_steal: u64,
     session: Option<Session>,
     progress: Option<ProgressFn>,
     notice: Option<NoticeFn>,
@@ -92,6 +93,7 @@ impl Download {
             force: false,
             retries: DEFAULT_RETRIES,
             min_segment: plan::MIN_SEGMENT,
+            min_steal: plan::MIN_STEAL,
             session: None,
             progress: None,
             notice: None,
@@ -139,6 +141,13 @@ impl Download {
     /// The smallest segment the file is split into (default 1 MiB).
     pub fn min_segment(mut self, bytes: u64) -> Self {
         self.min_segment = bytes.max(1);
+        self
+    }
+
+    /// The smallest piece that work stealing splits off an unfinished segment
+    /// for an idle connection (default 256 KiB); `u64::MAX` turns stealing off.
+    pub fn min_steal(mut self, bytes: u64) -> Self {
+        self.min_steal = bytes;
         self
     }
 
@@ -245,7 +254,7 @@ impl Download {
         if total == 0 {
             return Ok((0, true));
         }
-        let plan = Plan::new(total, self.connections, self.min_segment, plan::MIN_STEAL);
+        let plan = Plan::new(total, self.connections, self.min_segment, self.min_steal);
         let workers = plan.segments().len();
         let job = Job {
             session,
@@ -305,7 +314,7 @@ impl Download {
             None => {
                 let proposed = self
                     .content_disposition
-                    .then(|| resource.content_disposition.as_deref())
+                    .then_some(resource.content_disposition.as_deref())
                     .flatten()
                     .and_then(output::name_from_content_disposition);
                 PathBuf::from(proposed.unwrap_or_else(|| output::name_from_url(url)))

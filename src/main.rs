@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use indicatif::{BinaryBytes, HumanDuration};
+use indicatif::BinaryBytes;
 use rangeget::{Download, Error, Session, TerminalBar};
 
 const EXIT_CODES: &str = "\
@@ -109,11 +109,11 @@ fn run(args: Args) -> Result<(), Error> {
     let summary = download.run()?;
     if !args.quiet {
         eprintln!(
-            "rangeget: saved {} ({}, {} bytes) in {}, {}/s, {} connection{}",
+            "rangeget: saved {} ({}, {} bytes) in {:.2} s, {}/s, {} connection{}",
             summary.path.display(),
             BinaryBytes(summary.bytes),
             summary.bytes,
-            HumanDuration(summary.elapsed),
+            summary.elapsed.as_secs_f64(),
             BinaryBytes(summary.bytes_per_second() as u64),
             summary.connections,
             if summary.connections == 1 { "" } else { "s" },

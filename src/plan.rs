@@ -416,6 +416,8 @@ mod tests {
     }
 
     #[test]
+    // A list holding one range is what these cases mean, not a range of numbers.
+    #[allow(clippy::single_range_in_vec_init)]
     fn merge_and_complement() {
         assert_eq!(
             merge(&[5..7, 0..2, 1..3, 7..9, 20..30], 25),

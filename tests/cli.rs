@@ -1,0 +1,168 @@
+//! The `rangeget` command itself: exit codes, messages, files.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use rangeget_fixture::{FileOptions, FixtureServer, pseudo_random_bytes};
+
+fn rangeget(args: &[&str], cwd: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rangeget"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run rangeget")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn downloads_with_a_summary_line_and_exit_0() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(4 << 20, 3);
+    // Capped per connection so that the four segments overlap in time.
+    let options = FileOptions {
+        rate_limit: Some(8 << 20),
+        ..FileOptions::default()
+    };
+    server.file("/data/f.bin", body.clone(), options);
+    let dir = tempfile::tempdir().unwrap();
+    let o = rangeget(
+        &["-n", "8", "-o", "out.bin", &server.url("/data/f.bin")],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dir.path().join("out.bin")), sha256(&body));
+    let err = stderr(&o);
+    assert!(err.contains("saved out.bin"), "{err}");
+    assert!(err.contains("4194304 bytes"), "{err}");
+    assert!(err.contains("4 connections"), "{err}");
+    // 4 MiB with -n 8 and a 1 MiB minimum segment: at least 4 ranged requests.
+    assert!(served_ranges(&server.log()).len() >= 4);
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn quiet_prints_nothing_and_dir_chooses_the_directory() {
+    let server = FixtureServer::start().unwrap();
+    server.file("/a%20b.txt", b"hello".to_vec(), FileOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let o = rangeget(&["-q", "-d", "sub", &server.url("/a%20b.txt")], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(dir.path().join("sub/a b.txt")).unwrap(),
+        b"hello"
+    );
+}
+
+#[test]
+fn headers_and_user_agent_are_sent_on_every_request() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(3 << 20, 4);
+    server.file("/f", body.clone(), FileOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let o = rangeget(
+        &[
+            "-q",
+            "-H",
+            "X-Token: abc",
+            "-A",
+            "tester/1",
+            "-o",
+            "f",
+            &server.url("/f"),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = server.log();
+    assert!(log.len() >= 4);
+    for r in &log {
+        assert_eq!(r.header("x-token"), Some("abc"), "{r:?}");
+        assert_eq!(r.header("user-agent"), Some("tester/1"), "{r:?}");
+        assert_eq!(r.header("accept-encoding"), Some("identity"), "{r:?}");
+    }
+}
+
+#[test]
+fn exit_codes_name_the_failure() {
+    let server = FixtureServer::start().unwrap();
+    server.file("/f", b"x".to_vec(), FileOptions::default());
+    server.redirect("/loop", 302, "/loop");
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = format!("http://127.0.0.1:{free_port}/f");
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["::nonsense".into()], 2, "invalid URL"),
+        (vec!["ftp://127.0.0.1/f".into()], 2, "unsupported scheme"),
+        (vec!["-n".into(), "65".into(), server.url("/f")], 2, "65"),
+        (
+            vec!["-H".into(), "no colon".into(), server.url("/f")],
+            2,
+            "Name: value",
+        ),
+        (
+            vec!["--read-timeout".into(), "0".into(), server.url("/f")],
+            2,
+            "positive",
+        ),
+        (vec![server.url("/missing")], 4, "404"),
+        (vec![server.url("/loop")], 3, "redirect loop"),
+        (vec![unreachable], 3, "127.0.0.1"),
+        (
+            vec!["-d".into(), "no/such/dir".into(), server.url("/f")],
+            5,
+            "no/such",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = rangeget(&args, dir.path());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(dir_entries(dir.path()).is_empty(), "{args:?} left files");
+    }
+    // An existing file is kept without --force (exit 5) and replaced with it.
+    std::fs::write(dir.path().join("f"), b"keep").unwrap();
+    let o = rangeget(&[&server.url("/f")], dir.path());
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"));
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"keep");
+    let o = rangeget(&["--force", &server.url("/f")], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"x");
+}
+
+#[test]
+fn help_lists_the_promised_flags_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = rangeget(&["--help"], dir.path());
+    assert!(o.status.success());
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--output",
+        "--dir",
+        "--connections",
+        "--content-disposition",
+        "--quiet",
+        "--header",
+        "--user-agent",
+        "--connect-timeout",
+        "--read-timeout",
+        "--force",
+        "Exit codes",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}

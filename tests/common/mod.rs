@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use rangeget_fixture::LoggedRequest;
+use sha2::{Digest, Sha256};
+
+/// The SHA-256 of `bytes`, in hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of a file's content, in hex.
+pub fn sha256_file(path: &Path) -> String {
+    sha256(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())))
+}
+
+/// The names of the entries of a directory, sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `(first, last)` of a `Range: bytes=a-b` header.
+pub fn parse_range(r: &LoggedRequest) -> Option<(u64, u64)> {
+    let spec = r.range()?.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The ranges of the `206` answers in `log`, sorted by start.
+pub fn served_ranges(log: &[LoggedRequest]) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.status == 206)
+        .filter_map(parse_range)
+        .collect();
+    v.sort();
+    v
+}

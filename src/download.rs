@@ -1,8 +1,8 @@
 //! The flow, end to end: URL → probe → plan → workers → output file → finish.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
 use crate::session::Session;
-use crate::worker::{self, Job, Stop};
+use crate::worker::{self, Job, Source, Stop};
 
 /// The most connections one download may use.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -29,6 +29,62 @@ pub const DEFAULT_RETRIES: u32 = 5;
 /// A notice callback: told things the user should know ("server does not
 /// support ranges: using 1 connection").
 pub type NoticeFn = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Stops a running [`Download`] from another thread (a Ctrl-C handler, a UI):
+/// the workers stop at their next chunk, requests in flight are interrupted,
+/// and [`Download::run`] returns [`Error::Cancelled`]. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct CancelHandle {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    flag: AtomicBool,
+    agent: Mutex<Option<ureq::Agent>>,
+}
+
+impl CancelHandle {
+    /// Cancels the download (at once if it is running, at its start otherwise).
+    pub fn cancel(&self) {
+        self.inner.flag.store(true, Ordering::Release);
+        let agent = self
+            .inner
+            .agent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(agent) = agent {
+            // Closes every connection of the agent: blocked reads return at once.
+            agent.shutdown();
+        }
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.flag.load(Ordering::Acquire)
+    }
+
+    /// Remembers the agent to shut down on cancel (or shuts it down now).
+    fn attach(&self, agent: &ureq::Agent) {
+        *self.inner.agent.lock().unwrap_or_else(|e| e.into_inner()) = Some(agent.clone());
+        if self.is_cancelled() {
+            self.cancel();
+        }
+    }
+
+    /// Sleeps for `d`, waking early when cancelled.
+    pub(crate) fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.is_cancelled() {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+}
 
 /// A download, configured with builder methods and started with [`Download::run`].
 ///
@@ -53,6 +109,7 @@ pub struct Download {
     session: Option<Session>,
     progress: Option<ProgressFn>,
     notice: Option<NoticeFn>,
+    cancel: CancelHandle,
 }
 
 /// What a finished download did.
@@ -97,6 +154,7 @@ impl Download {
             session: None,
             progress: None,
             notice: None,
+            cancel: CancelHandle::default(),
         }
     }
 
@@ -171,6 +229,11 @@ impl Download {
         self
     }
 
+    /// A handle that cancels this download from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
     fn notify(&self, msg: &str) {
         if let Some(f) = &self.notice {
             f(msg);
@@ -179,7 +242,18 @@ impl Download {
 
     /// Runs the download. The file appears under its final name only when it
     /// is complete.
-    pub fn run(mut self) -> Result<Summary, Error> {
+    pub fn run(self) -> Result<Summary, Error> {
+        let cancel = self.cancel.clone();
+        self.run_inner().map_err(|e| {
+            if cancel.is_cancelled() {
+                Error::Cancelled
+            } else {
+                e
+            }
+        })
+    }
+
+    fn run_inner(mut self) -> Result<Summary, Error> {
         let started = Instant::now();
         if self.connections == 0 || self.connections > MAX_CONNECTIONS {
             return Err(Error::InvalidOption(format!(
@@ -192,6 +266,7 @@ impl Download {
             Some(s) => s,
             None => Session::builder().max_connections(self.connections).build(),
         };
+        self.cancel.attach(session.agent());
 
         let probed = probe::probe(&session, &url)?;
         let resource = probed.resource;
@@ -239,9 +314,18 @@ impl Download {
         counters: &Counters,
     ) -> Result<(u64, bool), Error> {
         let url = &resource.final_url;
+        // The user's credentials go only to the origin of the URL they gave.
+        let origin = resource.url.origin();
+        let source = || Source {
+            session,
+            url,
+            origin: &origin,
+            retries: self.retries,
+            cancel: &self.cancel,
+        };
         let single = |why: &str, body| {
             self.notify(&format!("{why}: using 1 connection"));
-            let n = worker::run_single(session, url, file, counters, body, self.retries)?;
+            let n = worker::run_single(&source(), file, counters, body)?;
             file.set_len(n)?;
             Ok((n, false))
         };
@@ -257,15 +341,13 @@ impl Download {
         let plan = Plan::new(total, self.connections, self.min_segment, self.min_steal);
         let workers = plan.segments().len();
         let job = Job {
-            session,
-            url,
+            source: source(),
             total,
             file,
             plan: Mutex::new(plan),
             counters,
             etag: resource.etag.clone(),
             last_modified: resource.last_modified.clone(),
-            retries: self.retries,
             stop: AtomicBool::new(false),
         };
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
@@ -287,6 +369,9 @@ impl Download {
                 })
                 .collect()
         });
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let mut fallback = None;
         for o in outcomes {
             match o {

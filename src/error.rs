@@ -85,6 +85,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A cookie jar file could not be read; it is left as it is.
+    #[error("{}{}: {reason}; the file was left untouched", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    CookieJar {
+        /// The jar file.
+        path: PathBuf,
+        /// The line at fault, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The download was cancelled.
     #[error("download cancelled")]
     Cancelled,
@@ -121,7 +132,7 @@ impl Error {
                 3
             }
             Error::HttpStatus { .. } => 4,
-            Error::OutputExists(_) | Error::Io { .. } => 5,
+            Error::OutputExists(_) | Error::Io { .. } | Error::CookieJar { .. } => 5,
             Error::Protocol { .. } => 6,
             Error::Cancelled => 130,
         }

@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cookies;
 mod download;
 mod error;
 pub mod output;
@@ -61,8 +62,9 @@ pub mod urlparse;
 mod worker;
 
 pub use download::{
-    DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn, Summary, parse_url,
+    CancelHandle, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn,
+    Summary, parse_url,
 };
 pub use error::Error;
 pub use progress::{Snapshot, TerminalBar};
-pub use session::Session;
+pub use session::{Page, Session};

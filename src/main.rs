@@ -2,11 +2,34 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
 use indicatif::BinaryBytes;
-use rangeget::{Download, Error, Session, TerminalBar};
+use rangeget::{CancelHandle, Download, Error, Session, TerminalBar};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// The signal that cancelled the run, if any.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Cancels the download on the first SIGINT or SIGTERM (the workers stop, the
+/// jar is saved); a second one ends the process at once.
+fn watch_signals(cancel: CancelHandle) -> Result<signal_hook::iterator::Handle, Error> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::InvalidOption(format!("cannot install signal handlers: {e}")))?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if SIGNAL.swap(sig, Ordering::SeqCst) != 0 {
+                std::process::exit(128 + sig);
+            }
+            cancel.cancel();
+        }
+    });
+    Ok(handle)
+}
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -16,7 +39,7 @@ Exit codes:
   4    HTTP error status (4xx, 5xx)
   5    local file error (directory missing or not writable, file exists, disk full)
   6    the server broke the protocol (wrong Content-Range, body shorter than announced)
-  130  interrupted";
+  130  interrupted (Ctrl-C; 143 for SIGTERM)";
 
 /// Download a file over HTTP(S) with many connections at once.
 #[derive(Parser, Debug)]
@@ -69,6 +92,16 @@ struct Args {
     /// Overwrite the output file if it exists.
     #[arg(long)]
     force: bool,
+
+    /// Load cookies from FILE before the run and save them back after it
+    /// (Netscape cookies.txt as curl/wget/aria2c write it, or JSON); a missing
+    /// file starts an empty jar. Session cookies are kept.
+    #[arg(long, value_name = "FILE")]
+    cookie_jar: Option<PathBuf>,
+
+    /// Send this cookie (name=value) to the URL's host, for this run only (repeatable).
+    #[arg(short = 'b', long = "cookie", value_name = "NAME=VALUE")]
+    cookies: Vec<String>,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, Error> {
@@ -89,8 +122,18 @@ fn run(args: Args) -> Result<(), Error> {
     for h in &args.headers {
         session = session.header_line(h)?;
     }
+    let session = session.build();
+    if let Some(jar) = &args.cookie_jar {
+        session.load(jar)?;
+    }
+    if !args.cookies.is_empty() {
+        let url = rangeget::parse_url(&args.url)?;
+        for c in &args.cookies {
+            session.add_cookie(&url, c)?;
+        }
+    }
     let mut download = Download::new(args.url)
-        .session(session.build())
+        .session(session.clone())
         .connections(args.connections.into())
         .content_disposition(args.content_disposition)
         .force(args.force)
@@ -106,7 +149,19 @@ fn run(args: Args) -> Result<(), Error> {
             .on_notice(|msg| eprintln!("rangeget: {msg}"))
             .progress(TerminalBar::new().into_callback());
     }
-    let summary = download.run()?;
+    let signals = watch_signals(download.cancel_handle())?;
+    let result = download.run();
+    signals.close();
+    // The jar is saved whatever happened: a login earlier in the run counts.
+    if let Some(jar) = &args.cookie_jar
+        && let Err(e) = session.save(jar)
+    {
+        if result.is_ok() {
+            return Err(e);
+        }
+        eprintln!("rangeget: error: {e}");
+    }
+    let summary = result?;
     if !args.quiet {
         eprintln!(
             "rangeget: saved {} ({}, {} bytes) in {:.2} s, {}/s, {} connection{}",
@@ -126,6 +181,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Cancelled) => {
+            let sig = SIGNAL.load(Ordering::SeqCst);
+            eprintln!("rangeget: interrupted");
+            ExitCode::from(if sig > 0 { 128 + sig as u8 } else { 130 })
+        }
         Err(e) => {
             eprintln!("rangeget: error: {e}");
             ExitCode::from(e.exit_code())

@@ -61,7 +61,8 @@ pub(crate) struct Probed {
 
 /// Probes `url`.
 pub(crate) fn probe(session: &Session, url: &Url) -> Result<Probed, Error> {
-    let head = session.send("HEAD", url, &[])?;
+    let origin = url.origin();
+    let head = session.send("HEAD", url, &[], &origin)?;
     let status = head.response.status().as_u16();
     if (200..300).contains(&status) {
         // A HEAD whose length is malformed is no worse than one with none: ask GET.
@@ -73,7 +74,7 @@ pub(crate) fn probe(session: &Session, url: &Url) -> Result<Probed, Error> {
             });
         }
     }
-    let get = session.send("GET", url, &[("range", "bytes=0-0".to_string())])?;
+    let get = session.send("GET", url, &[("range", "bytes=0-0".to_string())], &origin)?;
     let status = get.response.status().as_u16();
     match status {
         206 => {

@@ -7,15 +7,19 @@
 //! user set by hand (`Authorization`, `Cookie`) are dropped when a redirect
 //! leaves the origin they were meant for.
 
+use std::io::Read;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cookie_store::CookieStore;
+use cookie_store::{CookieStore, RawCookie};
 use ureq::Agent;
 use ureq::http::{self, Response};
-use url::Url;
+use url::{Origin, Url};
 
+use crate::cookies::{self, JarFormat};
 use crate::error::Error;
+use crate::urlparse;
 
 /// The most redirects followed for one request.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -122,6 +126,7 @@ impl SessionBuilder {
         Session {
             agent: Agent::new_with_config(config),
             jar: Arc::new(Mutex::new(CookieStore::new())),
+            run_only: Arc::new(Mutex::new(Vec::new())),
             headers: Arc::new(self.headers),
         }
     }
@@ -133,7 +138,34 @@ impl SessionBuilder {
 pub struct Session {
     agent: Agent,
     jar: Arc<Mutex<CookieStore>>,
+    /// Cookies added for this run only, `(domain, path, name)`: never saved.
+    run_only: Arc<Mutex<Vec<(String, String, String)>>>,
     headers: Arc<Vec<(String, String)>>,
+}
+
+/// A small response read whole: what [`Session::get`] and
+/// [`Session::post_form`] return.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The final status.
+    pub status: u16,
+    /// The URL that answered, after redirects.
+    pub url: Url,
+    /// The body (at most 10 MiB are read).
+    pub body: Vec<u8>,
+}
+
+impl Page {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A request body and its content type.
+pub(crate) struct Body<'a> {
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
 }
 
 impl Default for Session {
@@ -162,6 +194,11 @@ impl Session {
         SessionBuilder::default()
     }
 
+    /// The agent (shared by every clone of this session).
+    pub(crate) fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
     /// The cookie jar, locked. Do not hold the guard across a request.
     pub fn cookies(&self) -> MutexGuard<'_, CookieStore> {
         // A worker that panicked while holding the lock cannot have left the jar
@@ -169,22 +206,121 @@ impl Session {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends `method url` with `extra` headers, following up to [`MAX_REDIRECTS`]
-    /// redirects, storing every `Set-Cookie` (redirects included) and sending the
-    /// jar's cookies on every hop. Any status is returned as a response: callers
-    /// decide what an error is.
+    /// Reads a cookie jar file (Netscape `cookies.txt` or JSON, detected) into
+    /// this session's jar. A missing file is an empty jar; a file that cannot be
+    /// parsed is an error naming the file and line.
+    pub fn load(&self, path: &Path) -> Result<(), Error> {
+        let loaded = cookies::read(path)?;
+        cookies::merge(&mut self.cookies(), &loaded);
+        Ok(())
+    }
+
+    /// Saves the jar to `path` (mode 0600, atomically), in the format the file
+    /// already has, else JSON for a `.json` name and Netscape `cookies.txt`
+    /// otherwise. Session cookies are kept, expired ones and cookies added with
+    /// [`Session::add_cookie`] are not.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let run_only = self
+            .run_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let skip = |c: &cookie_store::Cookie<'static>| {
+            let path: &str = &c.path;
+            cookies::cookie_host(c).is_some_and(|host| {
+                run_only
+                    .iter()
+                    .any(|(d, p, n)| d == host && p == path && n == c.name())
+            })
+        };
+        let text = {
+            let jar = self.cookies();
+            match cookies::format_for(path) {
+                JarFormat::Netscape => cookies::to_netscape(&jar, &skip),
+                JarFormat::Json => cookies::to_json(&jar, &skip)?,
+            }
+        };
+        cookies::write_private(path, &text)
+    }
+
+    /// Adds a cookie (`name=value`) for `url`'s host, for this run only: it is
+    /// sent as the jar's other cookies are, and never saved.
+    pub fn add_cookie(&self, url: &Url, name_value: &str) -> Result<(), Error> {
+        let bad = |why: &str| Error::InvalidOption(format!("cookie {name_value:?}: {why}"));
+        let (name, value) = name_value
+            .split_once('=')
+            .ok_or_else(|| bad("not of the form name=value"))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains([';', ' ', '\t']) {
+            return Err(bad("invalid name"));
+        }
+        let host = url.host_str().ok_or_else(|| bad("the URL has no host"))?;
+        let raw = RawCookie::build((name.to_string(), value.trim().to_string()))
+            .path("/")
+            .build();
+        self.cookies()
+            .insert_raw(&raw, url)
+            .map_err(|e| bad(&e.to_string()))?;
+        self.run_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((host.to_ascii_lowercase(), "/".to_string(), name.to_string()));
+        Ok(())
+    }
+
+    /// `GET url`, following redirects, reading the body (at most 10 MiB).
+    pub fn get(&self, url: &str) -> Result<Page, Error> {
+        let url = crate::parse_url(url)?;
+        let f = self.send("GET", &url, &[], &url.origin())?;
+        read_page(f)
+    }
+
+    /// Sends a form `POST` (`application/x-www-form-urlencoded`, built with
+    /// [`urlparse::urlencode`]) and follows the redirects that answer it, as a
+    /// browser does (`301`/`302`/`303` continue as `GET`): the way to log in
+    /// before a download in the same session. Every `Set-Cookie` on the way,
+    /// redirects included, lands in the jar.
+    pub fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<Page, Error> {
+        let url = crate::parse_url(url)?;
+        let form = urlparse::urlencode(fields);
+        let body = Body {
+            content_type: "application/x-www-form-urlencoded",
+            bytes: form.as_bytes(),
+        };
+        let f = self.send_with_body("POST", &url, &[], Some(body), &url.origin())?;
+        read_page(f)
+    }
+
+    /// Sends `method url` with `extra` headers: see [`Session::send_with_body`].
     pub(crate) fn send(
         &self,
         method: &str,
         url: &Url,
         extra: &[(&str, String)],
+        credentials_for: &Origin,
     ) -> Result<Fetched, Error> {
-        let origin = url.origin();
+        self.send_with_body(method, url, extra, None, credentials_for)
+    }
+
+    /// Sends `method url` with `extra` headers and an optional body, following up
+    /// to [`MAX_REDIRECTS`] redirects, storing every `Set-Cookie` (redirects
+    /// included) and sending the jar's cookies on every hop. The user's
+    /// credential headers (`Authorization`, `Proxy-Authorization`, `Cookie`)
+    /// go only to `credentials_for`, the origin the user named. Any status is
+    /// returned as a response: callers decide what an error is.
+    pub(crate) fn send_with_body(
+        &self,
+        method: &str,
+        url: &Url,
+        extra: &[(&str, String)],
+        mut body: Option<Body<'_>>,
+        credentials_for: &Origin,
+    ) -> Result<Fetched, Error> {
         let mut current = url.clone();
         let mut method = method.to_string();
         let mut visited = vec![current.clone()];
         loop {
-            let cross_origin = current.origin() != origin;
+            let cross_origin = current.origin() != *credentials_for;
             let mut req = http::Request::builder()
                 .method(method.as_str())
                 .uri(current.as_str());
@@ -209,14 +345,21 @@ impl Session {
             if let Some(cookie) = self.cookie_header(&current, user_cookie) {
                 req = req.header("cookie", cookie);
             }
-            let req = req.body(()).map_err(|e| Error::InvalidUrl {
+            let bad = |e: http::Error| Error::InvalidUrl {
                 url: current.to_string(),
                 reason: e.to_string(),
-            })?;
-            let response = self
-                .agent
-                .run(req)
-                .map_err(|e| Error::network(&current, &e))?;
+            };
+            let response = match &body {
+                Some(b) => {
+                    let req = req
+                        .header("content-type", b.content_type)
+                        .body(b.bytes)
+                        .map_err(bad)?;
+                    self.agent.run(req)
+                }
+                None => self.agent.run(req.body(()).map_err(bad)?),
+            }
+            .map_err(|e| Error::network(&current, &e))?;
             self.store_cookies(&current, &response);
 
             let status = response.status().as_u16();
@@ -261,20 +404,31 @@ impl Session {
                     limit: MAX_REDIRECTS,
                 });
             }
-            if status == 303 && method != "HEAD" {
+            // As browsers do: a 303 (and a 301/302 answering a POST) continues as GET.
+            if (status == 303 && method != "HEAD")
+                || (matches!(status, 301 | 302) && method == "POST")
+            {
                 method = "GET".to_string();
+                body = None;
             }
             visited.push(next.clone());
             current = next;
         }
     }
 
+    /// The `Cookie` header for `url`: the user's own (same origin only), then
+    /// the jar's matching cookies. `Secure` cookies go over https only, loopback
+    /// included (cookie_store would send them to `http://127.0.0.1`, as browsers
+    /// do; a redirect from https to http must never carry them).
     fn cookie_header(&self, url: &Url, user_cookie: Option<String>) -> Option<String> {
         let jar = self.cookies();
+        let https = url.scheme() == "https";
         let mut parts: Vec<String> = user_cookie.into_iter().collect();
         parts.extend(
-            jar.get_request_values(url)
-                .map(|(name, value)| format!("{name}={value}")),
+            jar.matches(url)
+                .into_iter()
+                .filter(|c| https || !c.secure().unwrap_or(false))
+                .map(|c| format!("{}={}", c.name(), c.value())),
         );
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -295,4 +449,23 @@ impl Session {
             let _ = jar.parse(v, url);
         }
     }
+}
+
+fn read_page(f: Fetched) -> Result<Page, Error> {
+    let status = f.response.status().as_u16();
+    let mut body = Vec::new();
+    f.response
+        .into_body()
+        .into_reader()
+        .take(10 << 20)
+        .read_to_end(&mut body)
+        .map_err(|e| Error::Network {
+            url: f.url.to_string(),
+            reason: format!("connection broke: {e}"),
+        })?;
+    Ok(Page {
+        status,
+        url: f.url,
+        body,
+    })
 }

@@ -12,12 +12,12 @@
 use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use ureq::http::Response;
-use url::Url;
+use url::{Origin, Url};
 
+use crate::download::CancelHandle;
 use crate::error::Error;
 use crate::output::PartFile;
 use crate::plan::Plan;
@@ -28,10 +28,23 @@ use crate::session::Session;
 /// The size of each worker's buffer.
 pub const BUFFER_SIZE: usize = 256 * 1024;
 
+/// Where the bytes come from, and how hard to try: shared by the ranged
+/// workers and the single stream.
+pub(crate) struct Source<'a> {
+    pub session: &'a Session,
+    /// The URL to fetch (the probe's final URL).
+    pub url: &'a Url,
+    /// The origin of the URL the user gave: only it gets the user's credentials.
+    pub origin: &'a Origin,
+    /// Retries of one range (or of the stream) without progress.
+    pub retries: u32,
+    /// The user's cancel: everyone stops.
+    pub cancel: &'a CancelHandle,
+}
+
 /// What all workers of one download share.
 pub(crate) struct Job<'a> {
-    pub session: &'a Session,
-    pub url: &'a Url,
+    pub source: Source<'a>,
     pub total: u64,
     pub file: &'a PartFile,
     pub plan: Mutex<Plan>,
@@ -39,7 +52,6 @@ pub(crate) struct Job<'a> {
     /// The validator for `If-Range` and for checking each answer.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    pub retries: u32,
     /// Set when a worker fails or falls back: the others stop at their next chunk.
     pub stop: AtomicBool,
 }
@@ -72,7 +84,7 @@ impl Job<'_> {
     }
 
     fn halted(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || self.source.cancel.is_cancelled()
     }
 }
 
@@ -115,10 +127,10 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
                     failures = 0;
                 }
                 failures += 1;
-                if failures > job.retries {
+                if failures > job.source.retries {
                     return Err(Stop::Failed(e));
                 }
-                thread::sleep(backoff(failures));
+                job.source.cancel.sleep(backoff(failures));
             }
         }
     }
@@ -141,9 +153,10 @@ fn fetch_range(
     if let Some(v) = if_range_value(job.etag.as_deref(), job.last_modified.as_deref()) {
         headers.push(("if-range", v));
     }
-    let fetched = job
+    let src = &job.source;
+    let fetched = src
         .session
-        .send("GET", job.url, &headers)
+        .send("GET", src.url, &headers, src.origin)
         .map_err(classify)?;
     let url = &fetched.url;
     let resp = fetched.response;
@@ -302,21 +315,24 @@ fn classify(e: Error) -> Attempt {
 /// stream is restarted from byte 0, at most `retries` times. Returns the
 /// number of bytes written.
 pub(crate) fn run_single(
-    session: &Session,
-    url: &Url,
+    src: &Source<'_>,
     file: &PartFile,
     counters: &Counters,
     mut first: Option<Response<ureq::Body>>,
-    retries: u32,
 ) -> Result<u64, Error> {
+    let (url, cancel, retries) = (src.url, src.cancel, src.retries);
     let mut buf = vec![0u8; BUFFER_SIZE];
     let mut failures = 0u32;
     loop {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         counters.set_downloaded(0);
         let attempt = match first.take() {
             Some(resp) => stream_whole(url, resp, file, counters, &mut buf),
-            None => session
-                .send("GET", url, &[])
+            None => src
+                .session
+                .send("GET", url, &[], src.origin)
                 .and_then(|f| stream_whole(&f.url, f.response, file, counters, &mut buf)),
         };
         match attempt {
@@ -326,7 +342,7 @@ pub(crate) fn run_single(
                 if failures > retries {
                     return Err(e);
                 }
-                thread::sleep(backoff(failures));
+                cancel.sleep(backoff(failures));
             }
             Err(e @ Error::HttpStatus { status, .. })
                 if status == 408 || status == 429 || status >= 500 =>
@@ -335,7 +351,7 @@ pub(crate) fn run_single(
                 if failures > retries {
                     return Err(e);
                 }
-                thread::sleep(backoff(failures));
+                cancel.sleep(backoff(failures));
             }
             Err(e) => return Err(e),
         }

@@ -494,3 +494,36 @@ fn missing_output_directory_is_a_file_error() {
     assert!(matches!(e, Error::Io { .. }), "{e}");
     assert_eq!(e.exit_code(), 5);
 }
+
+#[test]
+fn cancel_stops_a_running_download_promptly_and_keeps_nothing_final() {
+    // 8 MiB at 1 MiB/s per connection: about 2 s with 4 connections.
+    let (server, _) = serve(
+        8 << 20,
+        FileOptions {
+            rate_limit: Some(1 << 20),
+            ..FileOptions::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let download = Download::new(server.url("/f.bin"))
+        .connections(4)
+        .dir(dir.path());
+    let cancel = download.cancel_handle();
+    // Cancel from the progress thread as soon as bytes flow.
+    let download = download.progress(move |s| {
+        if s.downloaded > 0 {
+            cancel.cancel();
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = download.run().unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    assert_eq!(e.exit_code(), 130);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1500),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    assert!(!dir.path().join("f.bin").exists());
+}

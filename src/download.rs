@@ -1,6 +1,6 @@
 //! The flow, end to end: URL → probe → plan → workers → output file → finish.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -14,6 +14,7 @@ use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
 use crate::session::Session;
+use crate::state::{self, State};
 use crate::worker::{self, Job, Source, Stop};
 
 /// The most connections one download may use.
@@ -86,6 +87,75 @@ impl CancelHandle {
     }
 }
 
+/// How often the written ranges are synced to disk and recorded in the
+/// control file (when they changed). A SIGKILL loses at most about this much
+/// work; each checkpoint costs one `fdatasync` of the data written since the
+/// last one.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// How a transfer ended, when it did not fail.
+enum Outcome {
+    /// Every byte is in the file.
+    Done { bytes: u64, segmented: bool },
+    /// The resource is not the version the probe saw: start over.
+    Changed { why: String, length: bool },
+}
+
+/// Records the written ranges in the control file, after syncing them.
+struct Checkpoint<'a> {
+    job: &'a Job<'a>,
+    state: State,
+    path: &'a Path,
+    /// The ranges recorded last time (nothing to do while they stay the same).
+    last: Mutex<Vec<std::ops::Range<u64>>>,
+    warned: AtomicBool,
+    notice: &'a Option<NoticeFn>,
+}
+
+impl Checkpoint<'_> {
+    /// Syncs the file, then records what was written before the sync. A failure
+    /// is told once and does not stop the download (only resuming would suffer).
+    fn save(&self) {
+        let ranges = self.job.plan().written_ranges();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == ranges {
+            return;
+        }
+        let state = State {
+            done: ranges.clone(),
+            ..self.state.clone()
+        };
+        match self
+            .job
+            .file
+            .sync_data()
+            .and_then(|()| state.save(self.path))
+        {
+            Ok(()) => *last = ranges,
+            Err(e) => {
+                if !self.warned.swap(true, Ordering::Relaxed)
+                    && let Some(f) = self.notice
+                {
+                    f(&format!("cannot record progress for resuming: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// Turns "no space left on device" into an error that says how much is needed.
+fn disk_full_hint(e: Error, remaining: u64) -> Error {
+    match e {
+        Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            Error::DiskFull {
+                path,
+                needed: remaining,
+            }
+        }
+        other => other,
+    }
+}
+
 /// A download, configured with builder methods and started with [`Download::run`].
 ///
 /// ```no_run
@@ -106,6 +176,7 @@ pub struct Download {
     retries: u32,
     min_segment: u64,
     min_steal: u64,
+    resume: bool,
     session: Option<Session>,
     progress: Option<ProgressFn>,
     notice: Option<NoticeFn>,
@@ -151,6 +222,7 @@ impl Download {
             retries: DEFAULT_RETRIES,
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
+            resume: true,
             session: None,
             progress: None,
             notice: None,
@@ -206,6 +278,13 @@ impl Download {
     /// for an idle connection (default 256 KiB); `u64::MAX` turns stealing off.
     pub fn min_steal(mut self, bytes: u64) -> Self {
         self.min_steal = bytes;
+        self
+    }
+
+    /// Resume from `NAME.part` and its control file when an earlier run left
+    /// them and they match the server's file (default true); false starts afresh.
+    pub fn resume(mut self, yes: bool) -> Self {
+        self.resume = yes;
         self
     }
 
@@ -267,44 +346,120 @@ impl Download {
             None => Session::builder().max_connections(self.connections).build(),
         };
         self.cancel.attach(session.agent());
-
-        let probed = probe::probe(&session, &url)?;
-        let resource = probed.resource;
-        let path = self.choose_path(&url, &resource);
-        let file = PartFile::create(&path, resource.length, self.force)?;
-
-        let counters = Counters::default();
-        counters.set_total(resource.length);
-        let done = AtomicBool::new(false);
         let mut progress = self.progress.take();
+        let counters = Counters::default();
 
-        let result = thread::scope(|scope| {
-            let ticker = progress.as_mut().map(|cb| {
-                let (counters, done) = (&counters, &done);
-                scope.spawn(move || {
-                    progress::poll(counters, Instant::now(), progress::TICK, done, cb.as_mut())
-                })
+        // At most two rounds: a resource that changes under us is fetched again
+        // from scratch once; one that changes again is an error.
+        let mut trust_head = true;
+        let mut restarted = false;
+        loop {
+            let probed = probe::probe(&session, &url, trust_head)?;
+            let resource = probed.resource;
+            let path = self.choose_path(&url, &resource);
+            let state_file = state::state_path(&path);
+            let resume = if self.resume && !restarted {
+                self.resumable(&path, &state_file, &resource)
+            } else {
+                None
+            };
+            let file = match &resume {
+                Some(st) => PartFile::reopen(&path, st.length, self.force)?,
+                None => {
+                    state::remove(&state_file);
+                    PartFile::create(&path, resource.length, self.force)?
+                }
+            };
+            counters.set_total(resource.length);
+            counters.set_downloaded(resume.as_ref().map_or(0, State::done_bytes));
+
+            let done = AtomicBool::new(false);
+            let result = thread::scope(|scope| {
+                let ticker = progress.as_mut().map(|cb| {
+                    let (counters, done) = (&counters, &done);
+                    scope.spawn(move || {
+                        progress::poll(counters, Instant::now(), progress::TICK, done, cb.as_mut())
+                    })
+                });
+                let result = self.transfer(
+                    &session,
+                    &resource,
+                    probed.body,
+                    &file,
+                    &counters,
+                    resume.as_ref(),
+                    &state_file,
+                );
+                done.store(true, Ordering::Release);
+                if let Some(t) = ticker {
+                    t.thread().unpark();
+                }
+                result
             });
-            let result = self.transfer(&session, &resource, probed.body, &file, &counters);
-            done.store(true, Ordering::Release);
-            if let Some(t) = ticker {
-                t.thread().unpark();
+            match result? {
+                Outcome::Done { bytes, segmented } => {
+                    let path = file.finish(bytes, self.force)?;
+                    state::remove(&state_file);
+                    return Ok(Summary {
+                        path,
+                        bytes,
+                        elapsed: started.elapsed(),
+                        connections: counters.max_connections(),
+                        segmented,
+                        resource,
+                    });
+                }
+                Outcome::Changed { why, length } => {
+                    state::remove(&state_file);
+                    if restarted {
+                        return Err(Error::protocol(
+                            &resource.final_url,
+                            format!("the file keeps changing on the server: {why}"),
+                        ));
+                    }
+                    self.notify(&format!("{why}: starting over"));
+                    restarted = true;
+                    // A HEAD that gave another length than GET is not asked again.
+                    trust_head &= !length;
+                }
             }
-            result
-        });
-        let (bytes, segmented) = result?;
-        let path = file.finish(bytes, self.force)?;
-        Ok(Summary {
-            path,
-            bytes,
-            elapsed: started.elapsed(),
-            connections: counters.max_connections(),
-            segmented,
-            resource,
-        })
+        }
     }
 
-    /// Fetches every byte into `file`; returns the length and whether ranges were used.
+    /// The saved state of an earlier run of this download, if `NAME.part` and
+    /// its control file are there and prove to be the same version of the same
+    /// resource. Says why when there is a `.part` it cannot use.
+    fn resumable(&self, path: &Path, state_file: &Path, resource: &Resource) -> Option<State> {
+        let part = output::part_path(path);
+        let part_len = std::fs::metadata(&part).ok()?.len();
+        let name = part.display();
+        let Some(st) = State::load(state_file) else {
+            self.notify(&format!("{name} has no valid state file: starting over"));
+            return None;
+        };
+        if st.url != resource.url.as_str() && st.final_url != resource.final_url.as_str() {
+            self.notify(&format!(
+                "{name} is a download of {}: starting over",
+                st.url
+            ));
+            return None;
+        }
+        if !st.matches(resource) || part_len != st.length {
+            self.notify(&format!(
+                "{name} holds another version of the file (length or ETag/Last-Modified differ, or none to compare): starting over"
+            ));
+            return None;
+        }
+        self.notify(&format!(
+            "resuming {name}: {} of {} bytes already there",
+            st.done_bytes(),
+            st.length
+        ));
+        Some(st)
+    }
+
+    /// Fetches every byte into `file`.
+    #[allow(clippy::too_many_arguments)] // each is one stage's input; a struct would only rename them
     fn transfer(
         &self,
         session: &Session,
@@ -312,7 +467,9 @@ impl Download {
         probe_body: Option<ureq::http::Response<ureq::Body>>,
         file: &PartFile,
         counters: &Counters,
-    ) -> Result<(u64, bool), Error> {
+        resume: Option<&State>,
+        state_file: &Path,
+    ) -> Result<Outcome, Error> {
         let url = &resource.final_url;
         // The user's credentials go only to the origin of the URL they gave.
         let origin = resource.url.origin();
@@ -325,9 +482,12 @@ impl Download {
         };
         let single = |why: &str, body| {
             self.notify(&format!("{why}: using 1 connection"));
-            let n = worker::run_single(&source(), file, counters, body)?;
-            file.set_len(n)?;
-            Ok((n, false))
+            let bytes = worker::run_single(&source(), file, counters, body)?;
+            file.set_len(bytes)?;
+            Ok(Outcome::Done {
+                bytes,
+                segmented: false,
+            })
         };
         let Some(total) = resource.length else {
             return single("server gave no length", probe_body);
@@ -336,10 +496,27 @@ impl Download {
             return single("server does not support ranges", probe_body);
         }
         if total == 0 {
-            return Ok((0, true));
+            return Ok(Outcome::Done {
+                bytes: 0,
+                segmented: true,
+            });
         }
-        let plan = Plan::new(total, self.connections, self.min_segment, self.min_steal);
-        let workers = plan.segments().len();
+        let plan = match resume {
+            Some(st) => Plan::resume(
+                total,
+                &st.done,
+                self.connections,
+                self.min_segment,
+                self.min_steal,
+            ),
+            None => Plan::new(total, self.connections, self.min_segment, self.min_steal),
+        };
+        let workers = plan
+            .segments()
+            .iter()
+            .filter(|s| !s.is_finished())
+            .count()
+            .clamp(1, self.connections);
         let job = Job {
             source: source(),
             total,
@@ -348,16 +525,34 @@ impl Download {
             counters,
             etag: resource.etag.clone(),
             last_modified: resource.last_modified.clone(),
+            content_encoding: resource.content_encoding.clone(),
             stop: AtomicBool::new(false),
         };
+        let checkpoint = Checkpoint {
+            job: &job,
+            state: State::new(resource, total),
+            path: state_file,
+            last: Mutex::new(resume.map(|s| s.done.clone()).unwrap_or_default()),
+            warned: AtomicBool::new(false),
+            notice: &self.notice,
+        };
+        let workers_done = AtomicBool::new(false);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
+            let saver = s.spawn(|| {
+                while !workers_done.load(Ordering::Acquire) {
+                    thread::park_timeout(CHECKPOINT_EVERY);
+                    if !workers_done.load(Ordering::Acquire) {
+                        checkpoint.save();
+                    }
+                }
+            });
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
                     let job = &job;
                     s.spawn(move || worker::run_ranged(job, w))
                 })
                 .collect();
-            handles
+            let outcomes = handles
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
@@ -367,30 +562,44 @@ impl Download {
                         )))
                     })
                 })
-                .collect()
+                .collect();
+            workers_done.store(true, Ordering::Release);
+            saver.thread().unpark();
+            outcomes
         });
+        let complete = job.plan().is_complete();
         if self.cancel.is_cancelled() {
+            checkpoint.save();
             return Err(Error::Cancelled);
         }
         let mut fallback = None;
         for o in outcomes {
             match o {
                 Ok(()) => {}
-                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Failed(e)) => {
+                    // Keep what is done for the next run.
+                    checkpoint.save();
+                    return Err(disk_full_hint(e, total - job.plan().written()));
+                }
+                Err(Stop::Changed { why, length }) => return Ok(Outcome::Changed { why, length }),
                 Err(Stop::Fallback(why)) => fallback = Some(why),
             }
         }
         if let Some(why) = fallback {
+            state::remove(state_file);
             return single(&why, None);
         }
-        let plan = job.plan.into_inner().unwrap_or_else(|e| e.into_inner());
-        if !plan.is_complete() {
+        if !complete {
+            checkpoint.save();
             return Err(Error::protocol(
                 url,
                 "the download stopped before every range was fetched",
             ));
         }
-        Ok((total, true))
+        Ok(Outcome::Done {
+            bytes: total,
+            segmented: true,
+        })
     }
 
     fn choose_path(&self, url: &Url, resource: &Resource) -> PathBuf {

@@ -85,6 +85,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The disk filled up during the download; the partial file is kept.
+    #[error(
+        "{path}: no space left on the device: free at least {needed} more bytes, then run the same command again to resume"
+    )]
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+        /// Bytes still to write.
+        needed: u64,
+    },
+
     /// A cookie jar file could not be read; it is left as it is.
     #[error("{}{}: {reason}; the file was left untouched", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
     CookieJar {
@@ -132,7 +143,10 @@ impl Error {
                 3
             }
             Error::HttpStatus { .. } => 4,
-            Error::OutputExists(_) | Error::Io { .. } | Error::CookieJar { .. } => 5,
+            Error::OutputExists(_)
+            | Error::Io { .. }
+            | Error::DiskFull { .. }
+            | Error::CookieJar { .. } => 5,
             Error::Protocol { .. } => 6,
             Error::Cancelled => 130,
         }

@@ -58,6 +58,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod session;
+pub mod state;
 pub mod urlparse;
 mod worker;
 

@@ -93,6 +93,11 @@ struct Args {
     #[arg(long)]
     force: bool,
 
+    /// Start afresh even if an earlier run left NAME.part and its state
+    /// (by default such a run is resumed when the server's file is unchanged).
+    #[arg(long)]
+    no_resume: bool,
+
     /// Load cookies from FILE before the run and save them back after it
     /// (Netscape cookies.txt as curl/wget/aria2c write it, or JSON); a missing
     /// file starts an empty jar. Session cookies are kept.
@@ -137,6 +142,7 @@ fn run(args: Args) -> Result<(), Error> {
         .connections(args.connections.into())
         .content_disposition(args.content_disposition)
         .force(args.force)
+        .resume(!args.no_resume)
         .retries(args.retries);
     if let Some(o) = args.output {
         download = download.output(o);
@@ -183,7 +189,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Cancelled) => {
             let sig = SIGNAL.load(Ordering::SeqCst);
-            eprintln!("rangeget: interrupted");
+            eprintln!("rangeget: interrupted; run the same command again to resume");
             ExitCode::from(if sig > 0 { 128 + sig as u8 } else { 130 })
         }
         Err(e) => {

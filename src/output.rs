@@ -166,6 +166,9 @@ impl PartFile {
     pub fn create(path: &Path, length: Option<u64>, force: bool) -> Result<PartFile, Error> {
         check_target(path, force)?;
         let part = part_path(path);
+        if let Some(len) = length {
+            check_free_space(path, len)?;
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -182,6 +185,41 @@ impl PartFile {
             part,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens an existing `NAME.part` of `length` bytes to go on writing into it
+    /// (resuming). Refuses when `NAME` exists and `force` is not set.
+    pub fn reopen(path: &Path, length: u64, force: bool) -> Result<PartFile, Error> {
+        check_target(path, force)?;
+        let part = part_path(path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&part)
+            .map_err(|e| Error::io(&part, "open the partial download", e))?;
+        let have = file
+            .metadata()
+            .map_err(|e| Error::io(&part, "read the file's size", e))?
+            .len();
+        if have != length {
+            return Err(Error::io(
+                &part,
+                "resume",
+                io::Error::other(format!("it has {have} bytes, expected {length}")),
+            ));
+        }
+        Ok(PartFile {
+            file,
+            part,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Flushes the file's data to the disk (`fdatasync`).
+    pub fn sync_data(&self) -> Result<(), Error> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.part, "sync the file", e))
     }
 
     /// Writes `buf` at `offset`; safe to call from many threads at once.
@@ -228,6 +266,27 @@ impl PartFile {
             .map_err(|e| Error::io(&self.path, "rename the finished download to", e))?;
         Ok(self.path)
     }
+}
+
+/// Refuses to start a download of `len` bytes that cannot fit in the free
+/// space of the target's file system, rather than filling the disk.
+fn check_free_space(path: &Path, len: u64) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A file system that cannot tell its free space is given the benefit of the doubt.
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if len > free {
+        return Err(Error::DiskFull {
+            path: path.to_path_buf(),
+            needed: len - free,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses an existing target (unless `force`) and a missing directory.

@@ -2,8 +2,9 @@
 //! re-split when a worker runs dry. Pure code: no I/O, no clocks, no threads.
 //!
 //! A [`Plan`] is a list of [`Segment`]s that tile `[0, len)` with no gap and no
-//! overlap. Each segment has a cursor `pos`: bytes `[start, pos)` are claimed
-//! (handed to the worker that writes them), `[pos, end)` are still to fetch. A
+//! overlap. Each segment has two cursors: bytes `[start, written)` are written
+//! to the file, `[start, pos)` are claimed (handed to the worker that writes
+//! them; `written <= pos`), `[pos, end)` are still to fetch. A
 //! worker asks [`Plan::next`] for work; when no segment is free it *steals*:
 //! the second half of the unfinished segment with the most bytes left becomes a
 //! new segment, and the victim's `end` shrinks, which its worker learns the next
@@ -26,6 +27,8 @@ pub struct Segment {
     pub start: u64,
     /// Next byte to fetch: `[start, pos)` is claimed by writers.
     pub pos: u64,
+    /// End of what is written: `[start, written)` is in the file.
+    pub written: u64,
     /// One past the last byte.
     pub end: u64,
     /// The worker fetching it, if any.
@@ -83,6 +86,7 @@ impl Plan {
                 Segment {
                     start,
                     pos: start,
+                    written: start,
                     end,
                     owner: None,
                 }
@@ -117,6 +121,7 @@ impl Plan {
             plan.segments.push(Segment {
                 start: r.start,
                 pos: r.end,
+                written: r.end,
                 end: r.end,
                 owner: None,
             });
@@ -136,6 +141,7 @@ impl Plan {
                 plan.segments.push(Segment {
                     start,
                     pos: start,
+                    written: start,
                     end,
                     owner: None,
                 });
@@ -169,6 +175,18 @@ impl Plan {
     pub fn claimed_ranges(&self) -> Vec<Range<u64>> {
         let ranges: Vec<Range<u64>> = self.segments.iter().map(|s| s.start..s.pos).collect();
         merge(&ranges, self.total)
+    }
+
+    /// The written ranges, merged and sorted: what a resume may keep once the
+    /// file has been synced.
+    pub fn written_ranges(&self) -> Vec<Range<u64>> {
+        let ranges: Vec<Range<u64>> = self.segments.iter().map(|s| s.start..s.written).collect();
+        merge(&ranges, self.total)
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.segments.iter().map(|s| s.written - s.start).sum()
     }
 
     /// The next piece of work for `worker`: the unowned unfinished segment with
@@ -210,6 +228,7 @@ impl Plan {
         self.segments.push(Segment {
             start: mid,
             pos: mid,
+            written: mid,
             end,
             owner: None,
         });
@@ -242,6 +261,13 @@ impl Plan {
         let take = n.min(s.end - s.pos);
         s.pos += take;
         take
+    }
+
+    /// Records that `n` claimed bytes at the write cursor of segment `i` are now
+    /// in the file. Never moves past the claim cursor.
+    pub fn commit(&mut self, i: usize, n: u64) {
+        let s = &mut self.segments[i];
+        s.written = (s.written + n).min(s.pos);
     }
 
     /// Gives segment `i` back: its owner stops (it failed, or was cancelled). The
@@ -305,6 +331,10 @@ mod tests {
         for s in &segs {
             assert_eq!(s.start, at, "gap or overlap at {at}: {segs:?}");
             assert!(s.start <= s.pos && s.pos <= s.end, "bad cursor {s:?}");
+            assert!(
+                s.start <= s.written && s.written <= s.pos,
+                "bad write cursor {s:?}"
+            );
             at = s.end;
         }
         assert_eq!(
@@ -382,6 +412,21 @@ mod tests {
         assert!(plan.is_complete());
         assert_eq!(plan.claimed(), 100);
         assert_tiles(&plan);
+    }
+
+    #[test]
+    fn written_trails_claimed_until_committed() {
+        let mut plan = Plan::new(100, 2, 1, 1000);
+        let a = plan.next(0).unwrap();
+        assert_eq!(plan.claim(a.segment, 20), 20);
+        assert_eq!(plan.claimed(), 20);
+        assert_eq!(plan.written(), 0);
+        assert!(plan.written_ranges().is_empty());
+        plan.commit(a.segment, 20);
+        assert_eq!(plan.written_ranges(), vec![0..20]);
+        // Commit never passes the claim cursor.
+        plan.commit(a.segment, 500);
+        assert_eq!(plan.written(), 20);
     }
 
     #[test]
@@ -499,12 +544,19 @@ mod tests {
                             owned[w] = None;
                         } else {
                             claimed.push(pos..pos + n);
+                            plan.commit(seg, n);
                         }
                     }
                 }
                 assert_tiles(&plan);
             }
             assert!(plan.is_complete(), "round {round}: workers gave up early");
+            assert_eq!(plan.written(), total, "round {round}");
+            // Everything written, as one range (none for an empty file).
+            assert_eq!(
+                complement(total, &plan.written_ranges()),
+                Vec::<Range<u64>>::new()
+            );
             claimed.sort_by_key(|r| r.start);
             let mut at = 0;
             for r in &claimed {

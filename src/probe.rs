@@ -59,12 +59,18 @@ pub(crate) struct Probed {
     pub body: Option<Response<ureq::Body>>,
 }
 
-/// Probes `url`.
-pub(crate) fn probe(session: &Session, url: &Url) -> Result<Probed, Error> {
+/// Probes `url`. With `trust_head` false (a `HEAD` lied about the length
+/// before), the one-byte `GET` alone decides.
+pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Probed, Error> {
     let origin = url.origin();
-    let head = session.send("HEAD", url, &[], &origin)?;
-    let status = head.response.status().as_u16();
-    if (200..300).contains(&status) {
+    let head = if trust_head {
+        Some(session.send("HEAD", url, &[], &origin)?)
+    } else {
+        None
+    };
+    if let Some(head) = head
+        && (200..300).contains(&head.response.status().as_u16())
+    {
         // A HEAD whose length is malformed is no worse than one with none: ask GET.
         let resource = describe(url, &head, content_length(&head).unwrap_or(None));
         if resource.length.is_some() {

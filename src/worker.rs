@@ -49,9 +49,11 @@ pub(crate) struct Job<'a> {
     pub file: &'a PartFile,
     pub plan: Mutex<Plan>,
     pub counters: &'a Counters,
-    /// The validator for `If-Range` and for checking each answer.
+    /// The validators for `If-Range` and for checking each answer.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The probe's `Content-Encoding`: every `206` must have the same.
+    pub content_encoding: Option<String>,
     /// Set when a worker fails or falls back: the others stop at their next chunk.
     pub stop: AtomicBool,
 }
@@ -59,21 +61,29 @@ pub(crate) struct Job<'a> {
 /// Why a worker stopped early.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// The server ignored the range: download as one stream instead.
+    /// The server does not serve ranges as asked: download as one stream.
     Fallback(String),
+    /// The resource is not the version the probe saw: start over.
+    Changed {
+        /// What showed it.
+        why: String,
+        /// Whether it was the length (then the probe's HEAD is not trusted again).
+        length: bool,
+    },
     /// The download cannot go on.
     Failed(Error),
 }
 
 /// How one request ended, when it did not fetch its whole range.
 enum Attempt {
-    /// Worth another try (network trouble, 5xx, short body).
-    Retry(Error),
+    /// Worth another try (network trouble, 5xx, short body), after at least the
+    /// server's `Retry-After`, if it sent one.
+    Retry(Error, Option<Duration>),
     Stop(Stop),
 }
 
 impl Job<'_> {
-    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+    pub(crate) fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
         // The plan's state stays consistent at every unlock; a panic elsewhere
         // does not make it unusable.
         self.plan.lock().unwrap_or_else(|e| e.into_inner())
@@ -121,7 +131,7 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
         match fetch_range(job, seg, pos, end, buf) {
             Ok(()) => {}
             Err(Attempt::Stop(s)) => return Err(s),
-            Err(Attempt::Retry(e)) => {
+            Err(Attempt::Retry(e, retry_after)) => {
                 let (now, _) = job.plan().position(seg);
                 if now > pos {
                     failures = 0;
@@ -130,7 +140,9 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
                 if failures > job.source.retries {
                     return Err(Stop::Failed(e));
                 }
-                job.source.cancel.sleep(backoff(failures));
+                job.source
+                    .cancel
+                    .sleep(wait_before_retry(failures, retry_after));
             }
         }
     }
@@ -139,6 +151,46 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
 /// The wait before retry number `n` (from 1): 250 ms doubling, at most 4 s.
 pub(crate) fn backoff(n: u32) -> Duration {
     Duration::from_millis(250u64 << n.saturating_sub(1).min(4))
+}
+
+/// The longest single wait before a retry, whatever the server asks.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// The wait before retry number `n`: the backoff with up to 25 % jitter (so
+/// that connections do not retry in lockstep), or the server's `Retry-After`
+/// when that is longer, never more than [`MAX_RETRY_WAIT`].
+pub(crate) fn wait_before_retry(n: u32, retry_after: Option<Duration>) -> Duration {
+    let base = backoff(n);
+    let jitter = base.mul_f64(jitter_fraction() * 0.25);
+    (base + jitter)
+        .max(retry_after.unwrap_or_default())
+        .min(MAX_RETRY_WAIT)
+}
+
+/// A number in [0, 1) that differs between calls and threads; not for secrets.
+fn jitter_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date.
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Some(secs) = crate::probe::parse_decimal(v) {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// One request for `[pos, end)` of segment `seg`.
@@ -163,15 +215,35 @@ fn fetch_range(
     match resp.status().as_u16() {
         206 => {}
         200 => {
-            return Err(Attempt::Stop(Stop::Fallback(
-                "server ignored the byte range request".into(),
-            )));
+            // With If-Range, a 200 means either "changed" or "I ignore ranges":
+            // the validators on the answer tell which.
+            let h = resp.headers();
+            let changed = match (&job.etag, header(h, "etag")) {
+                (Some(a), Some(b)) => *a != b,
+                _ => {
+                    matches!((&job.last_modified, header(h, "last-modified")), (Some(a), Some(b)) if *a != b)
+                }
+            };
+            return Err(Attempt::Stop(if changed {
+                Stop::Changed {
+                    why: "the file changed on the server during the download".into(),
+                    length: false,
+                }
+            } else {
+                Stop::Fallback("server ignored the byte range request".into())
+            }));
         }
         s @ (408 | 429 | 500..=599) => {
-            return Err(Attempt::Retry(Error::HttpStatus {
-                url: url.to_string(),
-                status: s,
-            }));
+            let retry_after = header(resp.headers(), "retry-after")
+                .as_deref()
+                .and_then(parse_retry_after);
+            return Err(Attempt::Retry(
+                Error::HttpStatus {
+                    url: url.to_string(),
+                    status: s,
+                },
+                retry_after,
+            ));
         }
         s => {
             return Err(Attempt::Stop(Stop::Failed(Error::HttpStatus {
@@ -180,7 +252,7 @@ fn fetch_range(
             })));
         }
     }
-    check_partial(&resp, url, pos, end, job)?;
+    check_partial(&resp, pos, end, job)?;
 
     let mut reader = resp.into_body().into_reader();
     job.counters.connection_started();
@@ -190,11 +262,10 @@ fn fetch_range(
 }
 
 /// Checks a `206` before any of its bytes are written: `Content-Range` must be
-/// exactly the range asked for, with the known total, and the validator must
-/// not have changed.
+/// exactly the range asked for, with the known total; the validators and the
+/// `Content-Encoding` must be the probe's.
 fn check_partial(
     resp: &Response<ureq::Body>,
-    url: &Url,
     pos: u64,
     end: u64,
     job: &Job<'_>,
@@ -202,41 +273,46 @@ fn check_partial(
     let h = resp.headers();
     let cr = header(h, "content-range").unwrap_or_default();
     let parsed = parse_content_range(&cr);
-    let wanted = (Some((pos, end - 1)), Some(job.total));
-    if parsed.map(|c| (c.range, c.total)) != Some(wanted) {
-        if parsed.and_then(|c| c.total).is_some_and(|t| t != job.total) {
-            return Err(Attempt::Stop(Stop::Failed(Error::protocol(
-                url,
-                format!(
-                    "the file's length changed on the server (Content-Range {cr:?}, expected total {})",
-                    job.total
-                ),
-            ))));
-        }
-        return Err(Attempt::Retry(Error::protocol(
-            url,
-            format!(
-                "asked for bytes {}-{}, the server answered Content-Range {cr:?}",
-                pos,
-                end - 1
+    if let Some(total) = parsed.and_then(|c| c.total)
+        && total != job.total
+    {
+        return Err(Attempt::Stop(Stop::Changed {
+            why: format!(
+                "the file's length on the server is {total}, not {} (Content-Range {cr:?})",
+                job.total
             ),
-        )));
+            length: true,
+        }));
     }
+    if parsed.map(|c| (c.range, c.total)) != Some((Some((pos, end - 1)), Some(job.total))) {
+        // Never written anywhere: a server that mislabels ranges gets one stream.
+        return Err(Attempt::Stop(Stop::Fallback(format!(
+            "asked for bytes {}-{}, the server answered Content-Range {cr:?}",
+            pos,
+            end - 1
+        ))));
+    }
+    let changed = |what: &str, want: &str, got: &str| {
+        Err(Attempt::Stop(Stop::Changed {
+            why: format!("the file changed on the server ({what} {want} became {got})"),
+            length: false,
+        }))
+    };
     if let (Some(want), Some(got)) = (&job.etag, header(h, "etag"))
         && *want != got
     {
-        return Err(Attempt::Stop(Stop::Failed(Error::protocol(
-            url,
-            format!(
-                "the file changed on the server during the download (ETag {want} became {got})"
-            ),
-        ))));
+        return changed("ETag", want, &got);
     }
-    if let Some(enc) = header(h, "content-encoding")
-        && !enc.eq_ignore_ascii_case("identity")
+    if let (Some(want), Some(got)) = (&job.last_modified, header(h, "last-modified"))
+        && *want != got
     {
+        return changed("Last-Modified", want, &got);
+    }
+    let encoding = header(h, "content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity"));
+    if encoding != job.content_encoding {
         return Err(Attempt::Stop(Stop::Fallback(format!(
-            "server sent ranges with Content-Encoding {enc}"
+            "server sent a range with Content-Encoding {}",
+            encoding.as_deref().unwrap_or("identity")
         ))));
     }
     Ok(())
@@ -260,20 +336,26 @@ fn stream_range(
             Ok(0) => {
                 let (_, end) = job.plan().position(seg);
                 if pos < end {
-                    return Err(Attempt::Retry(Error::protocol(
-                        url,
-                        format!("the body ended early, {} bytes short", end - pos),
-                    )));
+                    return Err(Attempt::Retry(
+                        Error::protocol(
+                            url,
+                            format!("the body ended early, {} bytes short", end - pos),
+                        ),
+                        None,
+                    ));
                 }
                 return Ok(());
             }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(Attempt::Retry(Error::Network {
-                    url: url.to_string(),
-                    reason: format!("connection broke: {e}"),
-                }));
+                return Err(Attempt::Retry(
+                    Error::Network {
+                        url: url.to_string(),
+                        reason: format!("connection broke: {e}"),
+                    },
+                    None,
+                ));
             }
         };
         let (take, finished) = {
@@ -286,6 +368,7 @@ fn stream_range(
             job.file
                 .write_at(&buf[..take as usize], pos)
                 .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;
+            job.plan().commit(seg, take);
             job.counters.add(take);
             pos += take;
         }
@@ -305,7 +388,7 @@ fn if_range_value(etag: Option<&str>, last_modified: Option<&str>) -> Option<Str
 
 fn classify(e: Error) -> Attempt {
     match e {
-        Error::Network { .. } => Attempt::Retry(e),
+        Error::Network { .. } => Attempt::Retry(e, None),
         other => Attempt::Stop(Stop::Failed(other)),
     }
 }
@@ -342,7 +425,7 @@ pub(crate) fn run_single(
                 if failures > retries {
                     return Err(e);
                 }
-                cancel.sleep(backoff(failures));
+                cancel.sleep(wait_before_retry(failures, None));
             }
             Err(e @ Error::HttpStatus { status, .. })
                 if status == 408 || status == 429 || status >= 500 =>
@@ -351,7 +434,7 @@ pub(crate) fn run_single(
                 if failures > retries {
                     return Err(e);
                 }
-                cancel.sleep(backoff(failures));
+                cancel.sleep(wait_before_retry(failures, None));
             }
             Err(e) => return Err(e),
         }
@@ -419,6 +502,38 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_millis(500));
         assert_eq!(backoff(5), Duration::from_secs(4));
         assert_eq!(backoff(50), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn retry_waits_honour_retry_after_within_the_cap() {
+        for n in 1..8 {
+            let w = wait_before_retry(n, None);
+            assert!(
+                w >= backoff(n) && w <= backoff(n).mul_f64(1.25),
+                "{n}: {w:?}"
+            );
+        }
+        assert_eq!(
+            wait_before_retry(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            wait_before_retry(1, Some(Duration::from_secs(3600))),
+            MAX_RETRY_WAIT
+        );
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(&soon).unwrap();
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn ranges_beyond_the_length_are_refused() {
         let s = State {
-            done: vec![0..2000],
+            done: std::iter::once(0..2000).collect(),
             ..State::new(&resource(None, Some("d"), 1000), 1000)
         };
         assert_eq!(State::from_text(&s.to_text()), None);

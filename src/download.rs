@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use crate::checksum::{Checksum, PrefixHasher};
 use crate::error::Error;
 use crate::output::{self, PartFile};
 use crate::plan::{self, Plan};
@@ -95,8 +96,12 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// How a transfer ended, when it did not fail.
 enum Outcome {
-    /// Every byte is in the file.
-    Done { bytes: u64, segmented: bool },
+    /// Every byte is in the file (and here is its SHA-256, when one was expected).
+    Done {
+        bytes: u64,
+        segmented: bool,
+        sha256: Option<[u8; 32]>,
+    },
     /// The resource is not the version the probe saw: start over.
     Changed { why: String, length: bool },
 }
@@ -177,6 +182,7 @@ pub struct Download {
     min_segment: u64,
     min_steal: u64,
     resume: bool,
+    checksum: Option<Checksum>,
     session: Option<Session>,
     progress: Option<ProgressFn>,
     notice: Option<NoticeFn>,
@@ -223,6 +229,7 @@ impl Download {
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
             resume: true,
+            checksum: None,
             session: None,
             progress: None,
             notice: None,
@@ -285,6 +292,14 @@ impl Download {
     /// them and they match the server's file (default true); false starts afresh.
     pub fn resume(mut self, yes: bool) -> Self {
         self.resume = yes;
+        self
+    }
+
+    /// The SHA-256 the file must have (`--checksum sha256:HEX`). It is checked
+    /// while the download runs; a mismatch keeps nothing. A SHA-256 the server
+    /// announces (`Repr-Digest`, `Digest`) is checked as well.
+    pub fn checksum(mut self, c: Checksum) -> Self {
+        self.checksum = Some(c);
         self
     }
 
@@ -397,7 +412,19 @@ impl Download {
                 result
             });
             match result? {
-                Outcome::Done { bytes, segmented } => {
+                Outcome::Done {
+                    bytes,
+                    segmented,
+                    sha256,
+                } => {
+                    for expected in self.expected_digests(&resource) {
+                        let got = sha256.unwrap_or_default();
+                        if let Err(e) = expected.verify(&got) {
+                            file.discard();
+                            state::remove(&state_file);
+                            return Err(e);
+                        }
+                    }
                     let path = file.finish(bytes, self.force)?;
                     state::remove(&state_file);
                     return Ok(Summary {
@@ -424,6 +451,14 @@ impl Download {
                 }
             }
         }
+    }
+
+    /// The digests the download must match: the user's and the server's.
+    fn expected_digests<'r>(
+        &'r self,
+        resource: &'r Resource,
+    ) -> impl Iterator<Item = &'r Checksum> {
+        self.checksum.iter().chain(resource.digest.iter())
     }
 
     /// The saved state of an earlier run of this download, if `NAME.part` and
@@ -480,13 +515,15 @@ impl Download {
             retries: self.retries,
             cancel: &self.cancel,
         };
+        let hash = self.expected_digests(resource).next().is_some();
         let single = |why: &str, body| {
             self.notify(&format!("{why}: using 1 connection"));
-            let bytes = worker::run_single(&source(), file, counters, body)?;
+            let (bytes, sha256) = worker::run_single(&source(), file, counters, body, hash)?;
             file.set_len(bytes)?;
             Ok(Outcome::Done {
                 bytes,
                 segmented: false,
+                sha256,
             })
         };
         let Some(total) = resource.length else {
@@ -499,6 +536,7 @@ impl Download {
             return Ok(Outcome::Done {
                 bytes: 0,
                 segmented: true,
+                sha256: hash.then(|| PrefixHasher::new().finish()),
             });
         }
         let plan = match resume {
@@ -537,6 +575,7 @@ impl Download {
             notice: &self.notice,
         };
         let workers_done = AtomicBool::new(false);
+        let mut hasher = hash.then(PrefixHasher::new);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
             let saver = s.spawn(|| {
                 while !workers_done.load(Ordering::Acquire) {
@@ -545,6 +584,25 @@ impl Download {
                         checkpoint.save();
                     }
                 }
+            });
+            // Hashes the file as its prefix fills, so that checking costs little
+            // time at the end. A read error only defers the work to the end.
+            let follower = hasher.as_mut().map(|h| {
+                let (job, workers_done) = (&job, &workers_done);
+                s.spawn(move || {
+                    while !workers_done.load(Ordering::Acquire) {
+                        thread::park_timeout(progress::TICK);
+                        let prefix = job
+                            .plan()
+                            .written_ranges()
+                            .first()
+                            .filter(|r| r.start == 0)
+                            .map_or(0, |r| r.end);
+                        if h.advance_to(job.file.file(), prefix).is_err() {
+                            return;
+                        }
+                    }
+                })
             });
             let handles: Vec<_> = (0..workers)
                 .map(|w| {
@@ -565,6 +623,9 @@ impl Download {
                 .collect();
             workers_done.store(true, Ordering::Release);
             saver.thread().unpark();
+            if let Some(f) = follower {
+                f.thread().unpark();
+            }
             outcomes
         });
         let complete = job.plan().is_complete();
@@ -596,9 +657,18 @@ impl Download {
                 "the download stopped before every range was fetched",
             ));
         }
+        let sha256 = match hasher {
+            Some(mut h) => {
+                h.advance_to(file.file(), total)
+                    .map_err(|e| Error::io(file.part_path(), "read back for the checksum", e))?;
+                Some(h.finish())
+            }
+            None => None,
+        };
         Ok(Outcome::Done {
             bytes: total,
             segmented: true,
+            sha256,
         })
     }
 

@@ -107,6 +107,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The downloaded file's SHA-256 is not the one expected; nothing was kept.
+    #[error(
+        "checksum mismatch: {origin} says sha256 {expected}, the download has {got}; nothing was kept"
+    )]
+    ChecksumMismatch {
+        /// The expected digest, hex.
+        expected: String,
+        /// The digest of what was downloaded, hex.
+        got: String,
+        /// Where the expected digest came from.
+        origin: String,
+    },
+
     /// The download was cancelled.
     #[error("download cancelled")]
     Cancelled,
@@ -135,6 +148,7 @@ impl Error {
     /// | 4 | HTTP error status (4xx, 5xx) |
     /// | 5 | local file error (directory, permissions, existing file, disk full) |
     /// | 6 | the server broke the protocol (wrong range, short body, changed length) |
+    /// | 7 | the download's SHA-256 differs from `--checksum` or the server's digest |
     /// | 130 | cancelled |
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -148,6 +162,7 @@ impl Error {
             | Error::DiskFull { .. }
             | Error::CookieJar { .. } => 5,
             Error::Protocol { .. } => 6,
+            Error::ChecksumMismatch { .. } => 7,
             Error::Cancelled => 130,
         }
     }

@@ -50,6 +50,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checksum;
 pub mod cookies;
 mod download;
 mod error;
@@ -62,6 +63,7 @@ pub mod state;
 pub mod urlparse;
 mod worker;
 
+pub use checksum::Checksum;
 pub use download::{
     CancelHandle, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn,
     Summary, parse_url,

@@ -39,6 +39,7 @@ Exit codes:
   4    HTTP error status (4xx, 5xx)
   5    local file error (directory missing or not writable, file exists, disk full)
   6    the server broke the protocol (wrong Content-Range, body shorter than announced)
+  7    checksum mismatch (--checksum, or the server's Repr-Digest/Digest)
   130  interrupted (Ctrl-C; 143 for SIGTERM)";
 
 /// Download a file over HTTP(S) with many connections at once.
@@ -93,6 +94,10 @@ struct Args {
     #[arg(long)]
     force: bool,
 
+    /// Check the download's SHA-256 (sha256:HEX); a mismatch keeps nothing and exits 7.
+    #[arg(long, value_name = "sha256:HEX")]
+    checksum: Option<String>,
+
     /// Start afresh even if an earlier run left NAME.part and its state
     /// (by default such a run is resumed when the server's file is unchanged).
     #[arg(long)]
@@ -144,6 +149,9 @@ fn run(args: Args) -> Result<(), Error> {
         .force(args.force)
         .resume(!args.no_resume)
         .retries(args.retries);
+    if let Some(c) = &args.checksum {
+        download = download.checksum(rangeget::Checksum::parse(c)?);
+    }
     if let Some(o) = args.output {
         download = download.output(o);
     }

@@ -215,6 +215,16 @@ impl PartFile {
         })
     }
 
+    /// The open `.part` file, for reading back what is written.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Removes the `.part` file (after a checksum mismatch: nothing is kept).
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.part);
+    }
+
     /// Flushes the file's data to the disk (`fdatasync`).
     pub fn sync_data(&self) -> Result<(), Error> {
         self.file

@@ -9,6 +9,7 @@
 use ureq::http::{HeaderMap, Response};
 use url::Url;
 
+use crate::checksum::Checksum;
 use crate::error::Error;
 use crate::session::{Fetched, Session};
 
@@ -42,6 +43,8 @@ pub struct Resource {
     pub content_disposition: Option<String>,
     /// The `Content-Encoding` header, if the server sent one.
     pub content_encoding: Option<String>,
+    /// The SHA-256 the server announced (`Repr-Digest` or `Digest`), if any.
+    pub digest: Option<Checksum>,
 }
 
 impl Resource {
@@ -165,6 +168,7 @@ fn describe(url: &Url, fetched: &Fetched, length: Option<u64>) -> Resource {
         last_modified: header(h, "last-modified"),
         content_disposition: header(h, "content-disposition"),
         content_encoding,
+        digest: Checksum::from_headers(h),
     }
 }
 

@@ -189,6 +189,7 @@ mod tests {
             last_modified: lm.map(str::to_string),
             content_disposition: None,
             content_encoding: None,
+            digest: None,
         }
     }
 

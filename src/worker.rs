@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use ureq::http::Response;
 use url::{Origin, Url};
 
@@ -396,13 +397,15 @@ fn classify(e: Error) -> Attempt {
 /// Downloads the whole resource as one stream, writing at increasing offsets.
 /// Uses `first` (a response already received) for the first try. A failed
 /// stream is restarted from byte 0, at most `retries` times. Returns the
-/// number of bytes written.
+/// number of bytes written and, when `hash` is set, their SHA-256 (computed
+/// on the bytes as they pass).
 pub(crate) fn run_single(
     src: &Source<'_>,
     file: &PartFile,
     counters: &Counters,
     mut first: Option<Response<ureq::Body>>,
-) -> Result<u64, Error> {
+    hash: bool,
+) -> Result<(u64, Option<[u8; 32]>), Error> {
     let (url, cancel, retries) = (src.url, src.cancel, src.retries);
     let mut buf = vec![0u8; BUFFER_SIZE];
     let mut failures = 0u32;
@@ -411,15 +414,16 @@ pub(crate) fn run_single(
             return Err(Error::Cancelled);
         }
         counters.set_downloaded(0);
+        let mut sha = hash.then(Sha256::new);
         let attempt = match first.take() {
-            Some(resp) => stream_whole(url, resp, file, counters, &mut buf),
+            Some(resp) => stream_whole(url, resp, file, counters, &mut buf, &mut sha),
             None => src
                 .session
                 .send("GET", url, &[], src.origin)
-                .and_then(|f| stream_whole(&f.url, f.response, file, counters, &mut buf)),
+                .and_then(|f| stream_whole(&f.url, f.response, file, counters, &mut buf, &mut sha)),
         };
         match attempt {
-            Ok(n) => return Ok(n),
+            Ok(n) => return Ok((n, sha.map(|s| s.finalize().into()))),
             Err(e @ (Error::Network { .. } | Error::Protocol { .. })) => {
                 failures += 1;
                 if failures > retries {
@@ -447,6 +451,7 @@ fn stream_whole(
     file: &PartFile,
     counters: &Counters,
     buf: &mut [u8],
+    sha: &mut Option<Sha256>,
 ) -> Result<u64, Error> {
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) || status == 206 {
@@ -476,6 +481,9 @@ fn stream_whole(
             }
         };
         file.write_at(&buf[..n], pos)?;
+        if let Some(sha) = sha.as_mut() {
+            sha.update(&buf[..n]);
+        }
         pos += n as u64;
         counters.add(n as u64);
     })();

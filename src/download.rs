@@ -88,11 +88,13 @@ impl CancelHandle {
     }
 }
 
-/// How often the written ranges are synced to disk and recorded in the
-/// control file (when they changed). A SIGKILL loses at most about this much
-/// work; each checkpoint costs one `fdatasync` of the data written since the
-/// last one.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the written ranges are recorded in the control file (without
+/// syncing): a killed process loses at most about this much work.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
+
+/// How often the file is synced (`fdatasync`) and the synced ranges recorded:
+/// a power loss loses at most about this much work.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// How a transfer ended, when it did not fail.
 enum Outcome {
@@ -106,37 +108,69 @@ enum Outcome {
     Changed { why: String, length: bool },
 }
 
-/// Records the written ranges in the control file, after syncing them.
+/// Records the written ranges in the control file often, and the synced ones
+/// about once a second (see [`state`]).
 struct Checkpoint<'a> {
     job: &'a Job<'a>,
     state: State,
     path: &'a Path,
-    /// The ranges recorded last time (nothing to do while they stay the same).
-    last: Mutex<Vec<std::ops::Range<u64>>>,
+    /// What was recorded last, and when the last sync was.
+    last: Mutex<(State, Instant)>,
     warned: AtomicBool,
     notice: &'a Option<NoticeFn>,
 }
 
-impl Checkpoint<'_> {
-    /// Syncs the file, then records what was written before the sync. A failure
-    /// is told once and does not stop the download (only resuming would suffer).
-    fn save(&self) {
+impl<'a> Checkpoint<'a> {
+    fn new(
+        job: &'a Job<'a>,
+        state: State,
+        path: &'a Path,
+        notice: &'a Option<NoticeFn>,
+    ) -> Checkpoint<'a> {
+        Checkpoint {
+            job,
+            last: Mutex::new((state.clone(), Instant::now())),
+            state,
+            path,
+            warned: AtomicBool::new(false),
+            notice,
+        }
+    }
+
+    /// Records the written ranges; with `sync`, or when the last sync is older
+    /// than [`SYNC_EVERY`], syncs the file first and records them as done. A
+    /// failure is told once and does not stop the download (only resuming
+    /// would suffer).
+    fn save(&self, sync: bool) {
         let ranges = self.job.plan().written_ranges();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if *last == ranges {
+        let (recorded, synced_at) = &*last;
+        let sync = (sync || synced_at.elapsed() >= SYNC_EVERY) && recorded.done != ranges;
+        if !sync && recorded.written == ranges {
             return;
         }
         let state = State {
-            done: ranges.clone(),
+            done: if sync {
+                ranges.clone()
+            } else {
+                recorded.done.clone()
+            },
+            written: ranges,
             ..self.state.clone()
         };
-        match self
-            .job
-            .file
-            .sync_data()
-            .and_then(|()| state.save(self.path))
-        {
-            Ok(()) => *last = ranges,
+        let result = if sync {
+            self.job
+                .file
+                .sync_data()
+                .and_then(|()| state.save(self.path, true))
+        } else {
+            state.save(self.path, false)
+        };
+        match result {
+            Ok(()) => {
+                let at = if sync { Instant::now() } else { *synced_at };
+                *last = (state, at);
+            }
             Err(e) => {
                 if !self.warned.swap(true, Ordering::Relaxed)
                     && let Some(f) = self.notice
@@ -382,11 +416,18 @@ impl Download {
                 Some(st) => PartFile::reopen(&path, st.length, self.force)?,
                 None => {
                     state::remove(&state_file);
-                    PartFile::create(&path, resource.length, self.force)?
+                    match PartFile::create(&path, resource.length, self.force) {
+                        // A HEAD may lie: let GET confirm a length too large for the disk.
+                        Err(Error::DiskFull { .. }) if probed.from_head => {
+                            trust_head = false;
+                            continue;
+                        }
+                        other => other?,
+                    }
                 }
             };
             counters.set_total(resource.length);
-            counters.set_downloaded(resume.as_ref().map_or(0, State::done_bytes));
+            counters.set_downloaded(resume.as_ref().map_or(0, State::usable_bytes));
 
             let done = AtomicBool::new(false);
             let result = thread::scope(|scope| {
@@ -487,7 +528,7 @@ impl Download {
         }
         self.notify(&format!(
             "resuming {name}: {} of {} bytes already there",
-            st.done_bytes(),
+            st.usable_bytes(),
             st.length
         ));
         Some(st)
@@ -542,7 +583,7 @@ impl Download {
         let plan = match resume {
             Some(st) => Plan::resume(
                 total,
-                &st.done,
+                st.usable(),
                 self.connections,
                 self.min_segment,
                 self.min_steal,
@@ -566,14 +607,14 @@ impl Download {
             content_encoding: resource.content_encoding.clone(),
             stop: AtomicBool::new(false),
         };
-        let checkpoint = Checkpoint {
-            job: &job,
-            state: State::new(resource, total),
-            path: state_file,
-            last: Mutex::new(resume.map(|s| s.done.clone()).unwrap_or_default()),
-            warned: AtomicBool::new(false),
-            notice: &self.notice,
-        };
+        let mut start = State::new(resource, total);
+        if let Some(st) = resume {
+            // Synced stays synced; what was only written (same boot) is kept as
+            // written until the next sync covers it.
+            start.done = st.done.clone();
+            start.written = st.usable().to_vec();
+        }
+        let checkpoint = Checkpoint::new(&job, start, state_file, &self.notice);
         let workers_done = AtomicBool::new(false);
         let mut hasher = hash.then(PrefixHasher::new);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
@@ -581,7 +622,7 @@ impl Download {
                 while !workers_done.load(Ordering::Acquire) {
                     thread::park_timeout(CHECKPOINT_EVERY);
                     if !workers_done.load(Ordering::Acquire) {
-                        checkpoint.save();
+                        checkpoint.save(false);
                     }
                 }
             });
@@ -630,7 +671,7 @@ impl Download {
         });
         let complete = job.plan().is_complete();
         if self.cancel.is_cancelled() {
-            checkpoint.save();
+            checkpoint.save(true);
             return Err(Error::Cancelled);
         }
         let mut fallback = None;
@@ -639,7 +680,7 @@ impl Download {
                 Ok(()) => {}
                 Err(Stop::Failed(e)) => {
                     // Keep what is done for the next run.
-                    checkpoint.save();
+                    checkpoint.save(true);
                     return Err(disk_full_hint(e, total - job.plan().written()));
                 }
                 Err(Stop::Changed { why, length }) => return Ok(Outcome::Changed { why, length }),
@@ -651,7 +692,7 @@ impl Download {
             return single(&why, None);
         }
         if !complete {
-            checkpoint.save();
+            checkpoint.save(true);
             return Err(Error::protocol(
                 url,
                 "the download stopped before every range was fetched",

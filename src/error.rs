@@ -175,10 +175,18 @@ impl Error {
         }
     }
 
+    /// A ureq error: the server breaking HTTP (a malformed header, say) is a
+    /// protocol error; anything else is the network's.
     pub(crate) fn network(url: &url::Url, err: &ureq::Error) -> Error {
-        Error::Network {
-            url: url.to_string(),
-            reason: describe_ureq_error(err),
+        match err {
+            ureq::Error::Protocol(_) | ureq::Error::BodyExceedsLimit(_) => Error::Protocol {
+                url: url.to_string(),
+                reason: format!("the server broke HTTP: {err}"),
+            },
+            _ => Error::Network {
+                url: url.to_string(),
+                reason: describe_ureq_error(err),
+            },
         }
     }
 

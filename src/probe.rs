@@ -60,6 +60,9 @@ impl Resource {
 pub(crate) struct Probed {
     pub resource: Resource,
     pub body: Option<Response<ureq::Body>>,
+    /// Whether the length came from a `HEAD` (to be confirmed by `GET` before
+    /// acting on it drastically).
+    pub from_head: bool,
 }
 
 /// Probes `url`. With `trust_head` false (a `HEAD` lied about the length
@@ -67,7 +70,13 @@ pub(crate) struct Probed {
 pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Probed, Error> {
     let origin = url.origin();
     let head = if trust_head {
-        Some(session.send("HEAD", url, &[], &origin)?)
+        match session.send("HEAD", url, &[], &origin) {
+            Ok(h) => Some(h),
+            // A HEAD answer that breaks HTTP (a malformed length) is no answer:
+            // ask GET. Network failures stay failures.
+            Err(Error::Protocol { .. }) => None,
+            Err(e) => return Err(e),
+        }
     } else {
         None
     };
@@ -80,6 +89,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
             return Ok(Probed {
                 resource,
                 body: None,
+                from_head: true,
             });
         }
     }
@@ -110,6 +120,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
             Ok(Probed {
                 resource,
                 body: None,
+                from_head: false,
             })
         }
         416 => {
@@ -124,6 +135,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
                     Ok(Probed {
                         resource,
                         body: None,
+                        from_head: false,
                     })
                 }
                 _ => Err(Error::HttpStatus {
@@ -139,6 +151,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
             Ok(Probed {
                 resource,
                 body: Some(get.response),
+                from_head: false,
             })
         }
         _ => Err(Error::HttpStatus {

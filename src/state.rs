@@ -4,10 +4,16 @@
 //!
 //! It is `NAME.rangeget`, three lines: a magic line, one line of JSON, and the
 //! SHA-256 of that JSON line. A torn, edited or foreign file fails the check
-//! and is ignored, never trusted. It is written through a temporary file,
-//! fsync and rename, and only ever lists ranges whose bytes were synced to
-//! disk first (see `download.rs`), so a crash at any moment leaves a state that
-//! is true.
+//! and is ignored, never trusted. It is replaced through a temporary file and
+//! a rename.
+//!
+//! It keeps two lists. `done` holds ranges whose bytes were synced to disk
+//! (`fdatasync`) before they were recorded: true after any crash, power loss
+//! included. `written` holds ranges whose writes had returned, recorded often
+//! and without syncing, with the kernel's boot id: a killed process cannot
+//! lose what it wrote (the page cache keeps it), only a kernel crash or power
+//! loss can, and either changes the boot id. So `written` is trusted only when
+//! the boot id is still the same, `done` always.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -36,8 +42,21 @@ pub struct State {
     pub etag: Option<String>,
     /// Its `Last-Modified`, if any.
     pub last_modified: Option<String>,
-    /// The byte ranges that are in the file (synced), sorted and merged.
+    /// The byte ranges that are in the file and synced to disk, sorted and merged.
     pub done: Vec<Range<u64>>,
+    /// The byte ranges whose writes had returned (a superset of `done`), valid
+    /// while the kernel has not restarted.
+    pub written: Vec<Range<u64>>,
+    /// The kernel boot id when `written` was recorded.
+    pub boot_id: String,
+}
+
+/// This boot's id (Linux's `/proc/sys/kernel/random/boot_id`), or an empty
+/// string where there is none: then only synced ranges are ever trusted.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The control file of the download saved as `path`: `path` + `.rangeget`.
@@ -61,19 +80,35 @@ impl State {
             etag: resource.etag.clone(),
             last_modified: resource.last_modified.clone(),
             done: Vec::new(),
+            written: Vec::new(),
+            boot_id: boot_id(),
+        }
+    }
+
+    /// The ranges a resume may keep: `written` when the kernel has not
+    /// restarted since they were recorded, else only the synced `done`.
+    pub fn usable(&self) -> &[Range<u64>] {
+        if !self.boot_id.is_empty() && self.boot_id == boot_id() {
+            &self.written
+        } else {
+            &self.done
         }
     }
 
     /// The file's text.
     pub fn to_text(&self) -> String {
-        let done: Vec<Value> = self.done.iter().map(|r| json!([r.start, r.end])).collect();
+        let list = |v: &[Range<u64>]| -> Vec<Value> {
+            v.iter().map(|r| json!([r.start, r.end])).collect()
+        };
         let body = json!({
             "url": self.url,
             "final_url": self.final_url,
             "length": self.length,
             "etag": self.etag,
             "last_modified": self.last_modified,
-            "done": done,
+            "done": list(&self.done),
+            "written": list(&self.written),
+            "boot_id": self.boot_id,
         })
         .to_string();
         let sum = hex(&Sha256::digest(body.as_bytes()));
@@ -94,21 +129,26 @@ impl State {
         let v: Value = serde_json::from_str(body).ok()?;
         let text_field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         let length = v.get("length")?.as_u64()?;
-        let mut done = Vec::new();
-        for r in v.get("done")?.as_array()? {
-            let (a, b) = (r.get(0)?.as_u64()?, r.get(1)?.as_u64()?);
-            if a > b || b > length {
-                return None;
+        let list = |key: &str| -> Option<Vec<Range<u64>>> {
+            let mut out = Vec::new();
+            for r in v.get(key)?.as_array()? {
+                let (a, b) = (r.get(0)?.as_u64()?, r.get(1)?.as_u64()?);
+                if a > b || b > length {
+                    return None;
+                }
+                out.push(a..b);
             }
-            done.push(a..b);
-        }
+            Some(plan::merge(&out, length))
+        };
         Some(State {
             url: text_field("url")?,
             final_url: text_field("final_url")?,
             length,
             etag: text_field("etag"),
             last_modified: text_field("last_modified"),
-            done: plan::merge(&done, length),
+            done: list("done")?,
+            written: list("written")?,
+            boot_id: text_field("boot_id")?,
         })
     }
 
@@ -117,8 +157,9 @@ impl State {
         State::from_text(&fs::read_to_string(path).ok()?)
     }
 
-    /// Writes the control file atomically: temporary file, fsync, rename.
-    pub fn save(&self, path: &Path) -> Result<(), Error> {
+    /// Replaces the control file through a temporary file and a rename; with
+    /// `durable`, the file and the rename are synced too.
+    pub fn save(&self, path: &Path, durable: bool) -> Result<(), Error> {
         let tmp = {
             let mut s = path.as_os_str().to_owned();
             s.push(".tmp");
@@ -131,10 +172,12 @@ impl State {
                 .truncate(true)
                 .open(&tmp)?;
             f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
+            if durable {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, path)?;
             // The rename itself is durable once the directory is synced.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if durable && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 File::open(dir)?.sync_all()?;
             }
             Ok(())
@@ -159,9 +202,9 @@ impl State {
         matches!((&self.last_modified, &resource.last_modified), (Some(a), Some(b)) if a == b)
     }
 
-    /// Bytes already done.
-    pub fn done_bytes(&self) -> u64 {
-        self.done.iter().map(|r| r.end - r.start).sum()
+    /// Bytes a resume may keep.
+    pub fn usable_bytes(&self) -> u64 {
+        self.usable().iter().map(|r| r.end - r.start).sum()
     }
 }
 
@@ -197,6 +240,7 @@ mod tests {
     fn round_trip_and_tamper_detection() {
         let mut s = State::new(&resource(Some("\"v1\""), None, 1000), 1000);
         s.done = vec![0..10, 500..600];
+        s.written = vec![0..20, 500..700];
         let text = s.to_text();
         assert_eq!(State::from_text(&text), Some(s.clone()));
         // A changed byte, a torn file, a foreign file: all refused.
@@ -204,6 +248,20 @@ mod tests {
         assert_eq!(State::from_text(&text[..text.len() / 2]), None);
         assert_eq!(State::from_text("hello\n"), None);
         assert_eq!(State::from_text(""), None);
+    }
+
+    #[test]
+    fn written_ranges_count_only_within_the_same_boot() {
+        let mut s = State::new(&resource(Some("\"v1\""), None, 1000), 1000);
+        s.done = vec![0..10];
+        s.written = vec![0..50];
+        if !boot_id().is_empty() {
+            assert_eq!(s.usable(), &[0..50]);
+        }
+        s.boot_id = "another-boot".into();
+        assert_eq!(s.usable(), &[0..10]);
+        s.boot_id = String::new();
+        assert_eq!(s.usable(), &[0..10]);
     }
 
     #[test]

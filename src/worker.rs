@@ -133,8 +133,10 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
             Ok(()) => {}
             Err(Attempt::Stop(s)) => return Err(s),
             Err(Attempt::Retry(e, retry_after)) => {
-                let (now, _) = job.plan().position(seg);
-                if now > pos {
+                // Only real progress renews the retry budget: a body cut short
+                // again and again after a few bytes must end, not crawl on.
+                let (now, end_now) = job.plan().position(seg);
+                if now - pos >= RETRY_RENEWING_PROGRESS || now >= end_now {
                     failures = 0;
                 }
                 failures += 1;
@@ -148,6 +150,10 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
         }
     }
 }
+
+/// How many bytes one attempt must deliver for its failure not to count
+/// against the retry budget.
+pub const RETRY_RENEWING_PROGRESS: u64 = 1 << 20;
 
 /// The wait before retry number `n` (from 1): 250 ms doubling, at most 4 s.
 pub(crate) fn backoff(n: u32) -> Duration {
@@ -279,7 +285,7 @@ fn check_partial(
     {
         return Err(Attempt::Stop(Stop::Changed {
             why: format!(
-                "the file's length on the server is {total}, not {} (Content-Range {cr:?})",
+                "the file changed on the server: its length is now {total}, not {} (Content-Range {cr:?})",
                 job.total
             ),
             length: true,

@@ -1,0 +1,246 @@
+//! Resuming: after a cancel, after SIGKILL, after the resource changed while
+//! the tool was not running, and with a control file that cannot be trusted.
+
+mod common;
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rangeget::{Download, Error};
+use rangeget_fixture::{FileOptions, FixtureServer, pseudo_random_bytes};
+
+const LEN: usize = 8 << 20;
+
+fn slow() -> FileOptions {
+    FileOptions {
+        rate_limit: Some(4 << 20),
+        ..FileOptions::default()
+    }
+}
+
+/// Bytes of file content the server sent for `path` (206 and 200 bodies).
+fn served(server: &FixtureServer, path: &str) -> u64 {
+    server
+        .requests_for(path)
+        .iter()
+        .filter(|r| r.method == "GET" && (r.status == 206 || r.status == 200))
+        .filter(|r| r.range() != Some("bytes=0-0"))
+        .map(|r| r.body_bytes)
+        .sum()
+}
+
+/// Runs a download of `/f.bin` into `dir` and cancels it once `fraction` of
+/// the file has arrived.
+fn cancel_at(server: &FixtureServer, dir: &std::path::Path, fraction: f64) {
+    let d = Download::new(server.url("/f.bin")).connections(4).dir(dir);
+    let cancel = d.cancel_handle();
+    let e = d
+        .progress(move |s| {
+            if s.complete_rate().unwrap_or(0.0) >= fraction {
+                cancel.cancel();
+            }
+        })
+        .run()
+        .unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    assert!(dir.join("f.bin.part").exists());
+    assert!(dir.join("f.bin.rangeget").exists());
+}
+
+fn run_with_notices(
+    server: &FixtureServer,
+    dir: &std::path::Path,
+) -> (rangeget::Summary, Vec<String>) {
+    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = notices.clone();
+    let s = Download::new(server.url("/f.bin"))
+        .connections(4)
+        .dir(dir)
+        .on_notice(move |m| sink.lock().unwrap().push(m.to_string()))
+        .run()
+        .unwrap();
+    let n = notices.lock().unwrap().clone();
+    (s, n)
+}
+
+#[test]
+fn a_cancelled_download_resumes_with_if_range_and_fetches_only_the_rest() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(LEN, 3);
+    server.file("/f.bin", body.clone(), slow());
+    let dir = tempfile::tempdir().unwrap();
+    cancel_at(&server, dir.path(), 0.4);
+    let first = served(&server, "/f.bin");
+    server.clear_log();
+
+    let (s, notices) = run_with_notices(&server, dir.path());
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    assert!(
+        notices.iter().any(|n| n.contains("resuming")),
+        "{notices:?}"
+    );
+    assert_eq!(dir_entries(dir.path()), vec!["f.bin"], "state left behind");
+    let log = server.requests_for("/f.bin");
+    for r in log.iter().filter(|r| r.status == 206) {
+        assert_eq!(r.header("if-range"), Some("\"fixture-v1\""), "{r:?}");
+    }
+    let second = served(&server, "/f.bin");
+    let total = first + second;
+    assert!(
+        total as f64 <= LEN as f64 * 1.05,
+        "served {total} bytes for a {LEN}-byte file ({first} + {second})"
+    );
+}
+
+#[test]
+fn a_resource_changed_while_we_were_away_is_never_mixed() {
+    let server = FixtureServer::start().unwrap();
+    server.file("/f.bin", pseudo_random_bytes(LEN, 3), slow());
+    let dir = tempfile::tempdir().unwrap();
+    cancel_at(&server, dir.path(), 0.4);
+
+    // Same length, new content and validators.
+    let v2 = pseudo_random_bytes(LEN, 4);
+    let options = FileOptions {
+        etag: Some("\"fixture-v2\"".into()),
+        last_modified: Some("Thu, 22 Oct 2015 07:28:00 GMT".into()),
+        ..slow()
+    };
+    server.file("/f.bin", v2.clone(), options);
+    let (s, notices) = run_with_notices(&server, dir.path());
+    assert_eq!(sha256_file(&s.path), sha256(&v2));
+    assert!(
+        notices.iter().any(|n| n.contains("another version")),
+        "{notices:?}"
+    );
+}
+
+#[test]
+fn an_untrustworthy_control_file_means_starting_over() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(LEN, 3);
+    server.file("/f.bin", body.clone(), slow());
+    let dir = tempfile::tempdir().unwrap();
+    cancel_at(&server, dir.path(), 0.3);
+    // Claim everything is done, without fixing the checksum.
+    let state = dir.path().join("f.bin.rangeget");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let forged = text.replace("\"written\":[", &format!("\"written\":[[0,{LEN}],"));
+    assert_ne!(forged, text);
+    std::fs::write(&state, forged).unwrap();
+    server.clear_log();
+    let (s, notices) = run_with_notices(&server, dir.path());
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    assert!(
+        notices.iter().any(|n| n.contains("no valid state")),
+        "{notices:?}"
+    );
+    assert!(
+        served(&server, "/f.bin") >= LEN as u64,
+        "did not start over"
+    );
+}
+
+#[test]
+fn no_resume_starts_afresh() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(LEN, 3);
+    server.file("/f.bin", body.clone(), slow());
+    let dir = tempfile::tempdir().unwrap();
+    cancel_at(&server, dir.path(), 0.3);
+    server.clear_log();
+    let s = Download::new(server.url("/f.bin"))
+        .connections(4)
+        .dir(dir.path())
+        .resume(false)
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    assert!(served(&server, "/f.bin") >= LEN as u64);
+}
+
+/// A tiny deterministic generator for the kill moments.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The real binary, SIGKILLed at bounded random moments while it transfers,
+/// resumed each time: the file must come out whole, and the server must not
+/// have sent much more than the file's size in all.
+#[test]
+fn sigkill_at_random_moments_then_resume() {
+    // Each kill loses what was written since the last record (at most 20 ms of
+    // transfer) plus what was in flight: about 0.3 MB at these rates.
+    const ROUNDS: usize = 4;
+    let len = 32 << 20;
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(len, 8);
+    // 4 connections at 4 MiB/s: about 2 s of transfer in all.
+    server.file("/f.bin", body.clone(), slow());
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x51c4);
+    let mut kills = 0;
+    for _ in 0..ROUNDS {
+        let before = served(&server, "/f.bin");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rangeget"))
+            .args(["-q", "-n", "4", "-o", "f.bin", &server.url("/f.bin")])
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        // Wait (on the server's log, not a clock) until this run transfers.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut finished = false;
+        while served(&server, "/f.bin") <= before {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            assert!(Instant::now() < deadline, "no transfer started");
+            std::thread::yield_now();
+        }
+        if finished {
+            break;
+        }
+        // Then kill it at a random moment within the next 300 ms.
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        assert!(
+            !dir.path().join("f.bin").exists(),
+            "final name before completion"
+        );
+    }
+    if !dir.path().join("f.bin").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_rangeget"))
+            .args(["-q", "-n", "4", "-o", "f.bin", &server.url("/f.bin")])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(sha256_file(&dir.path().join("f.bin")), sha256(&body));
+    assert_eq!(dir_entries(dir.path()), vec!["f.bin"]);
+    let total = served(&server, "/f.bin");
+    let ratio = total as f64 / len as f64;
+    println!(
+        "kill test: {kills} SIGKILLs, served {total} bytes for a {len}-byte file ({ratio:.3}x)"
+    );
+    assert!(kills >= 3, "only {kills} kills landed mid-transfer");
+    assert!(ratio <= 1.05, "served {ratio:.3}x the file");
+}

@@ -217,6 +217,8 @@ pub fn remove(path: &Path) {
 }
 
 #[cfg(test)]
+// Lists holding one range are what these tests mean.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use crate::probe::RangeSupport;
@@ -267,7 +269,7 @@ mod tests {
     #[test]
     fn ranges_beyond_the_length_are_refused() {
         let s = State {
-            done: std::iter::once(0..2000).collect(),
+            done: vec![0..2000],
             ..State::new(&resource(None, Some("d"), 1000), 1000)
         };
         assert_eq!(State::from_text(&s.to_text()), None);

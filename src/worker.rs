@@ -240,6 +240,14 @@ fn fetch_range(
                 Stop::Fallback("server ignored the byte range request".into())
             }));
         }
+        416 => {
+            // The range no longer exists: the file shrank.
+            return Err(Attempt::Stop(Stop::Changed {
+                why: "the file changed on the server: the range asked for is no longer there (416)"
+                    .into(),
+                length: true,
+            }));
+        }
         s @ (408 | 429 | 500..=599) => {
             let retry_after = header(resp.headers(), "retry-after")
                 .as_deref()
@@ -460,7 +468,13 @@ fn stream_whole(
     sha: &mut Option<Sha256>,
 ) -> Result<u64, Error> {
     let status = resp.status().as_u16();
-    if !(200..300).contains(&status) || status == 206 {
+    if status == 206 {
+        return Err(Error::protocol(
+            url,
+            "the server answered a request without Range with 206 Partial Content",
+        ));
+    }
+    if !(200..300).contains(&status) {
         return Err(Error::HttpStatus {
             url: url.to_string(),
             status,

@@ -237,15 +237,22 @@ fn a_length_beyond_the_free_space_is_refused_before_allocating() {
 
 #[test]
 fn content_that_changes_mid_download_is_never_mixed() {
-    let v2 = Arc::new(pseudo_random_bytes(LEN + 12345, 99));
-    let (server, v1) = serve(FileOptions {
-        change_after: Some((2, v2.clone(), "\"fixture-v2\"".into())),
-        rate_limit: Some(8 << 20),
-        ..FileOptions::default()
-    });
-    let notices = fetch_ok(&server, &v2);
-    assert!(notices.iter().any(|n| n.contains("changed")), "{notices:?}");
-    assert_ne!(sha256(&v1), sha256(&v2));
+    // Longer (a Content-Range total shows it), same length, and shorter (the
+    // ranges past its end get 416).
+    for (i, len2) in [LEN + 12345, LEN, LEN / 3].into_iter().enumerate() {
+        let v2 = Arc::new(pseudo_random_bytes(len2, 99 + i as u64));
+        let (server, v1) = serve(FileOptions {
+            change_after: Some((2, v2.clone(), "\"fixture-v2\"".into())),
+            rate_limit: Some(8 << 20),
+            ..FileOptions::default()
+        });
+        let notices = fetch_ok(&server, &v2);
+        assert!(
+            notices.iter().any(|n| n.contains("changed")),
+            "{len2}: {notices:?}"
+        );
+        assert_ne!(sha256(&v1), sha256(&v2));
+    }
 }
 
 #[test]

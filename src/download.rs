@@ -316,7 +316,7 @@ impl Download {
     }
 
     /// The smallest piece that work stealing splits off an unfinished segment
-    /// for an idle connection (default 256 KiB); `u64::MAX` turns stealing off.
+    /// for an idle connection (default 128 KiB); `u64::MAX` turns stealing off.
     pub fn min_steal(mut self, bytes: u64) -> Self {
         self.min_steal = bytes;
         self
@@ -606,6 +606,7 @@ impl Download {
             last_modified: resource.last_modified.clone(),
             content_encoding: resource.content_encoding.clone(),
             stop: AtomicBool::new(false),
+            buffer: worker::buffer_size(self.connections),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {

@@ -18,10 +18,10 @@ pub const MIN_SEGMENT: u64 = 1024 * 1024;
 
 /// The default smallest piece that stealing will split off: below this, a new
 /// request costs more than it saves.
-pub const MIN_STEAL: u64 = 256 * 1024;
+pub const MIN_STEAL: u64 = 128 * 1024;
 
 /// One piece of the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Segment {
     /// First byte of the segment.
     pub start: u64,
@@ -33,6 +33,8 @@ pub struct Segment {
     pub end: u64,
     /// The worker fetching it, if any.
     pub owner: Option<usize>,
+    /// The measured rate of its current request, bytes per second, if known.
+    pub rate: Option<f64>,
 }
 
 impl Segment {
@@ -65,6 +67,8 @@ pub struct Plan {
     total: u64,
     min_steal: u64,
     segments: Vec<Segment>,
+    /// Seconds from sending a request to its first byte, as measured.
+    latency: f64,
 }
 
 /// How many segments `total` bytes should start with for `connections`
@@ -89,6 +93,7 @@ impl Plan {
                     written: start,
                     end,
                     owner: None,
+                    rate: None,
                 }
             })
             .collect();
@@ -96,6 +101,7 @@ impl Plan {
             total,
             min_steal: min_steal.max(1),
             segments,
+            latency: 0.0,
         }
     }
 
@@ -114,6 +120,7 @@ impl Plan {
             total,
             min_steal: min_steal.max(1),
             segments: Vec::new(),
+            latency: 0.0,
         };
         let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
         // The done part: finished segments, so the plan still tiles [0, total).
@@ -124,6 +131,7 @@ impl Plan {
                 written: r.end,
                 end: r.end,
                 owner: None,
+                rate: None,
             });
         }
         for hole in holes {
@@ -144,6 +152,7 @@ impl Plan {
                     written: start,
                     end,
                     owner: None,
+                    rate: None,
                 });
             }
         }
@@ -207,22 +216,41 @@ impl Plan {
         self.steal(worker)
     }
 
-    /// Splits the owned segment with the most bytes left and gives its second half
-    /// to `worker`.
+    /// Splits the owned segment expected to finish last and gives its tail to
+    /// `worker`.
     fn steal(&mut self, worker: usize) -> Option<Assignment> {
-        let (victim, remaining) = self
+        let known: Vec<f64> = self
+            .segments
+            .iter()
+            .filter(|s| s.owner.is_some() && !s.is_finished())
+            .filter_map(|s| s.rate)
+            .filter(|r| *r > 0.0)
+            .collect();
+        let mean = (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64);
+        // Expected seconds to finish, or (without rates) bytes left.
+        let cost = |s: &Segment| match (s.rate.filter(|r| *r > 0.0).or(mean), mean) {
+            (Some(r), Some(_)) => s.remaining() as f64 / r,
+            _ => s.remaining() as f64,
+        };
+        let (victim, _) = self
             .segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.owner.is_some())
-            .map(|(i, s)| (i, s.remaining()))
-            .max_by_key(|&(i, r)| (r, std::cmp::Reverse(i)))?;
-        let half = remaining / 2;
-        if half < self.min_steal {
+            .filter(|(_, s)| s.owner.is_some() && !s.is_finished())
+            .map(|(i, s)| (i, cost(s)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+        let v = &self.segments[victim];
+        let remaining = v.remaining();
+        let keep = match (v.rate.filter(|r| *r > 0.0).or(mean), mean) {
+            (Some(rv), Some(rt)) => split_keep(remaining, rv, rt, self.latency),
+            _ => remaining - remaining / 2,
+        };
+        let take = remaining - keep;
+        if take < self.min_steal {
             return None;
         }
         let v = &mut self.segments[victim];
-        let mid = v.end - half;
+        let mid = v.end - take;
         let end = v.end;
         v.end = mid;
         self.segments.push(Segment {
@@ -231,14 +259,31 @@ impl Plan {
             written: mid,
             end,
             owner: None,
+            rate: None,
         });
         let i = self.segments.len() - 1;
         Some(self.assign(i, worker))
     }
 
+    /// Records the measured rate (bytes per second) of segment `i`'s request.
+    pub fn set_rate(&mut self, i: usize, bytes_per_second: f64) {
+        self.segments[i].rate = Some(bytes_per_second);
+    }
+
+    /// Records how long a request took to start (seconds to its first byte),
+    /// averaged with what was measured before.
+    pub fn set_latency(&mut self, seconds: f64) {
+        self.latency = if self.latency == 0.0 {
+            seconds
+        } else {
+            0.7 * self.latency + 0.3 * seconds
+        };
+    }
+
     fn assign(&mut self, i: usize, worker: usize) -> Assignment {
         let s = &mut self.segments[i];
         s.owner = Some(worker);
+        s.rate = None;
         Assignment {
             segment: i,
             start: s.pos,
@@ -281,6 +326,21 @@ impl Plan {
         for s in &mut self.segments {
             s.owner = None;
         }
+    }
+}
+
+/// How many of `remaining` bytes a victim fetching at `victim_rate` should
+/// keep when a thief fetching at `thief_rate` (after `latency` seconds to start)
+/// takes the rest, so that both finish together: the `keep` that solves
+/// `keep / victim_rate = latency + (remaining - keep) / thief_rate`, within
+/// `[0, remaining]`.
+pub fn split_keep(remaining: u64, victim_rate: f64, thief_rate: f64, latency: f64) -> u64 {
+    let r = remaining as f64;
+    let keep = (latency + r / thief_rate) / (1.0 / victim_rate + 1.0 / thief_rate);
+    if keep.is_finite() {
+        (keep.max(0.0).round() as u64).min(remaining)
+    } else {
+        remaining
     }
 }
 
@@ -458,6 +518,34 @@ mod tests {
         let s = plan.next(3).unwrap();
         // Segment 1 ([100,200)) has 90 left: the thief takes [155, 200).
         assert_eq!((s.start, s.end), (155, 200));
+    }
+
+    #[test]
+    fn split_keep_balances_finishing_times() {
+        // Equal speeds, no latency: halves.
+        assert_eq!(split_keep(1000, 10.0, 10.0, 0.0), 500);
+        // A victim ten times slower keeps one eleventh.
+        assert_eq!(split_keep(1100, 2.0, 20.0, 0.0), 100);
+        // Latency makes the victim keep more; too much and it keeps everything.
+        assert!(split_keep(1000, 10.0, 10.0, 10.0) > 500);
+        assert_eq!(split_keep(1000, 10.0, 10.0, 1000.0), 1000);
+        assert_eq!(split_keep(1000, 0.0, 10.0, 0.0), 0);
+    }
+
+    #[test]
+    fn a_slow_segment_is_stolen_from_first_and_keeps_little() {
+        let mut plan = Plan::new(3000, 3, 1, 10);
+        let a: Vec<_> = (0..3).map(|w| plan.next(w).unwrap()).collect();
+        // Segment 0 crawls at 1 B/s, the others run at 100 B/s.
+        plan.set_rate(a[0].segment, 1.0);
+        plan.set_rate(a[1].segment, 100.0);
+        plan.set_rate(a[2].segment, 100.0);
+        plan.claim(a[1].segment, 900);
+        plan.claim(a[2].segment, 900);
+        let s = plan.next(3).unwrap();
+        // The mean rate is 67 B/s: segment 0 keeps about 1000 / 68 bytes.
+        assert_eq!(s.end, 1000);
+        assert!(s.start < 30, "victim kept {} bytes", s.start);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use ureq::http::Response;
@@ -26,8 +26,16 @@ use crate::probe::{content_length, header, parse_content_range};
 use crate::progress::Counters;
 use crate::session::Session;
 
-/// The size of each worker's buffer.
-pub const BUFFER_SIZE: usize = 256 * 1024;
+/// The buffers of all connections together stay within this budget: each
+/// connection has ureq's input buffer and a worker buffer of
+/// [`buffer_size`] bytes.
+pub const BUFFER_BUDGET: usize = 12 << 20;
+
+/// The size of each connection's buffers for `connections` connections: 1 MiB
+/// up to 6 connections, less beyond (16 connections: 384 KiB), at least 128 KiB.
+pub fn buffer_size(connections: usize) -> usize {
+    (BUFFER_BUDGET / 2 / connections.max(1)).clamp(128 << 10, 1 << 20)
+}
 
 /// Where the bytes come from, and how hard to try: shared by the ranged
 /// workers and the single stream.
@@ -57,6 +65,8 @@ pub(crate) struct Job<'a> {
     pub content_encoding: Option<String>,
     /// Set when a worker fails or falls back: the others stop at their next chunk.
     pub stop: AtomicBool,
+    /// The size of each worker's buffer.
+    pub buffer: usize,
 }
 
 /// Why a worker stopped early.
@@ -101,7 +111,7 @@ impl Job<'_> {
 
 /// Runs one ranged worker until the plan has nothing left for it.
 pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
-    let mut buf = vec![0u8; BUFFER_SIZE];
+    let mut buf = vec![0u8; job.buffer];
     loop {
         if job.halted() {
             return Ok(());
@@ -213,10 +223,12 @@ fn fetch_range(
         headers.push(("if-range", v));
     }
     let src = &job.source;
+    let sent = Instant::now();
     let fetched = src
         .session
         .send("GET", src.url, &headers, src.origin)
         .map_err(classify)?;
+    job.plan().set_latency(sent.elapsed().as_secs_f64());
     let url = &fetched.url;
     let resp = fetched.response;
     match resp.status().as_u16() {
@@ -343,6 +355,8 @@ fn stream_range(
     buf: &mut [u8],
     url: &Url,
 ) -> Result<(), Attempt> {
+    let started = Instant::now();
+    let mut received = 0u64;
     loop {
         if job.halted() {
             return Ok(());
@@ -373,9 +387,15 @@ fn stream_range(
                 ));
             }
         };
+        received += n as u64;
+        let elapsed = started.elapsed().as_secs_f64();
         let (take, finished) = {
             let mut plan = job.plan();
             let take = plan.claim(seg, n as u64);
+            // The rate steers stealing; the first instants are too noisy to tell.
+            if elapsed >= 0.05 {
+                plan.set_rate(seg, received as f64 / elapsed);
+            }
             let (now, end) = plan.position(seg);
             (take, now >= end)
         };
@@ -421,7 +441,7 @@ pub(crate) fn run_single(
     hash: bool,
 ) -> Result<(u64, Option<[u8; 32]>), Error> {
     let (url, cancel, retries) = (src.url, src.cancel, src.retries);
-    let mut buf = vec![0u8; BUFFER_SIZE];
+    let mut buf = vec![0u8; buffer_size(1)];
     let mut failures = 0u32;
     loop {
         if cancel.is_cancelled() {
@@ -523,6 +543,15 @@ fn stream_whole(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffers_shrink_with_more_connections() {
+        assert_eq!(buffer_size(1), 1 << 20);
+        assert_eq!(buffer_size(6), 1 << 20);
+        assert_eq!(buffer_size(16), 384 << 10);
+        assert_eq!(buffer_size(64), 128 << 10);
+        assert!(16 * 2 * buffer_size(16) <= BUFFER_BUDGET);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -83,8 +83,11 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
     if let Some(head) = head
         && (200..300).contains(&head.response.status().as_u16())
     {
-        // A HEAD whose length is malformed is no worse than one with none: ask GET.
-        let resource = describe(url, &head, content_length(&head).unwrap_or(None));
+        // A HEAD whose length is malformed is no worse than one with none: ask
+        // GET. So is a HEAD that says 0: some servers say so for content they
+        // only compute on GET, and an empty file is confirmed by GET cheaply.
+        let length = content_length(&head).unwrap_or(None).filter(|&n| n > 0);
+        let resource = describe(url, &head, length);
         if resource.length.is_some() {
             return Ok(Probed {
                 resource,

@@ -607,6 +607,8 @@ impl Download {
             content_encoding: resource.content_encoding.clone(),
             stop: AtomicBool::new(false),
             buffer: worker::buffer_size(self.connections),
+            active: std::sync::atomic::AtomicUsize::new(workers),
+            not_before: Mutex::new(None),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {

@@ -130,6 +130,7 @@ impl SessionBuilder {
             jar: Arc::new(Mutex::new(CookieStore::new())),
             run_only: Arc::new(Mutex::new(Vec::new())),
             headers: Arc::new(self.headers),
+            read_timeout: self.read_timeout,
         }
     }
 }
@@ -143,6 +144,7 @@ pub struct Session {
     /// Cookies added for this run only, `(domain, path, name)`: never saved.
     run_only: Arc<Mutex<Vec<(String, String, String)>>>,
     headers: Arc<Vec<(String, String)>>,
+    read_timeout: Duration,
 }
 
 /// A small response read whole: what [`Session::get`] and
@@ -194,6 +196,12 @@ impl Session {
     /// Starts building a session.
     pub fn builder() -> SessionBuilder {
         SessionBuilder::default()
+    }
+
+    /// How long a connection may stay silent (or nearly so) before it counts
+    /// as stalled.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// The agent (shared by every clone of this session).

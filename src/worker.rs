@@ -11,7 +11,7 @@
 
 use std::io::Read;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -67,6 +67,11 @@ pub(crate) struct Job<'a> {
     pub stop: AtomicBool,
     /// The size of each worker's buffer.
     pub buffer: usize,
+    /// Workers still running.
+    pub active: AtomicUsize,
+    /// No request before this moment: a server's `Retry-After` (or a backoff
+    /// after a 429/503) speaks to the whole client, not one connection.
+    pub not_before: Mutex<Option<Instant>>,
 }
 
 /// Why a worker stopped early.
@@ -109,39 +114,116 @@ impl Job<'_> {
     }
 }
 
-/// Runs one ranged worker until the plan has nothing left for it.
+/// Runs one ranged worker until the plan has nothing left for it (or the
+/// server asked for fewer connections).
+///
+/// `active` counts running workers and changes only under the plan's lock,
+/// together with the decision it records: "nothing left, I stop" and "I
+/// retire and give my segment back" cannot interleave, so a segment given
+/// back is always seen by a worker that is still running.
 pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
     let mut buf = vec![0u8; job.buffer];
     loop {
         if job.halted() {
-            return Ok(());
+            return job.leave(None, Ok(()));
         }
-        let Some(a) = job.plan().next(worker) else {
-            return Ok(());
+        let a = {
+            let mut plan = job.plan();
+            match plan.next(worker) {
+                Some(a) => a,
+                None => {
+                    job.active.fetch_sub(1, Ordering::AcqRel);
+                    return Ok(());
+                }
+            }
         };
-        let result = fetch_segment(job, a.segment, &mut buf);
-        job.plan().release(a.segment);
-        if let Err(stop) = result {
-            job.halt();
-            return Err(stop);
+        match fetch_segment(job, a.segment, &mut buf) {
+            Ok(Done::Segment) => job.plan().release(a.segment),
+            // The segment went back to the plan when the worker retired.
+            Ok(Done::Retired) => return Ok(()),
+            Err(stop) => {
+                job.halt();
+                return job.leave(Some(a.segment), Err(stop));
+            }
         }
     }
 }
 
+/// How a worker left a segment.
+enum Done {
+    /// The segment is fetched (or the download stopped).
+    Segment,
+    /// The server asked for fewer connections: the segment went back to the
+    /// plan for the workers that remain, and this one ends.
+    Retired,
+}
+
+impl Job<'_> {
+    /// Holds every request of this download back for `wait`.
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut nb = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        *nb = Some(nb.map_or(until, |t| t.max(until)));
+    }
+
+    /// Waits until requests may be sent again.
+    fn wait_turn(&self) {
+        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = until {
+            self.source
+                .cancel
+                .sleep(t.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// Ends this worker, giving `seg` back.
+    fn leave(&self, seg: Option<usize>, result: Result<(), Stop>) -> Result<(), Stop> {
+        let mut plan = self.plan();
+        if let Some(s) = seg {
+            plan.release(s);
+        }
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+
+    /// Ends this worker and gives `seg` back if others are still running;
+    /// false (and nothing changes) when it is the last one.
+    fn retire(&self, seg: usize) -> bool {
+        let mut plan = self.plan();
+        if self.active.load(Ordering::Acquire) <= 1 {
+            return false;
+        }
+        plan.release(seg);
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        true
+    }
+}
+
 /// Fetches what is left of segment `seg`, retrying as needed.
-fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> {
+fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<Done, Stop> {
     let mut failures = 0u32;
     loop {
         if job.halted() {
-            return Ok(());
+            return Ok(Done::Segment);
         }
         let (pos, end) = job.plan().position(seg);
         if pos >= end {
-            return Ok(());
+            return Ok(Done::Segment);
         }
         match fetch_range(job, seg, pos, end, buf) {
             Ok(()) => {}
             Err(Attempt::Stop(s)) => return Err(s),
+            // "Too many requests" or "unavailable": one connection fewer, if
+            // others remain to carry on; the last one waits and retries.
+            Err(Attempt::Retry(
+                Error::HttpStatus {
+                    status: 429 | 503, ..
+                },
+                retry_after,
+            )) if job.retire(seg) => {
+                job.pause(wait_before_retry(1, retry_after));
+                return Ok(Done::Retired);
+            }
             Err(Attempt::Retry(e, retry_after)) => {
                 // Only real progress renews the retry budget: a body cut short
                 // again and again after a few bytes must end, not crawl on.
@@ -153,11 +235,58 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<(), Stop> 
                 if failures > job.source.retries {
                     return Err(Stop::Failed(e));
                 }
-                job.source
-                    .cancel
-                    .sleep(wait_before_retry(failures, retry_after));
+                let wait = wait_before_retry(failures, retry_after);
+                if retry_after.is_some() {
+                    job.pause(wait);
+                }
+                job.source.cancel.sleep(wait);
             }
         }
+    }
+}
+
+/// A connection that delivers fewer bytes than this within the read timeout
+/// counts as stalled, even if it never goes fully silent (a server dripping
+/// a byte at a time must not hang the download): curl's `--speed-limit`.
+pub const FLOOR_BYTES: u64 = 1024;
+
+/// Watches one response for a stall: fewer than [`FLOOR_BYTES`] in a window
+/// of the read timeout.
+struct StallWatch {
+    window: Duration,
+    since: Instant,
+    bytes: u64,
+}
+
+impl StallWatch {
+    fn new(window: Duration) -> StallWatch {
+        StallWatch {
+            window,
+            since: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `n` bytes; true when the window closed with too few.
+    fn stalled(&mut self, n: usize) -> bool {
+        self.bytes += n as u64;
+        if self.since.elapsed() < self.window {
+            return false;
+        }
+        let slow = self.bytes < FLOOR_BYTES;
+        self.since = Instant::now();
+        self.bytes = 0;
+        slow
+    }
+}
+
+fn too_slow(url: &Url, window: Duration) -> Error {
+    Error::Network {
+        url: url.to_string(),
+        reason: format!(
+            "the connection stalled: fewer than {FLOOR_BYTES} bytes in {:.0} s",
+            window.as_secs_f64()
+        ),
     }
 }
 
@@ -222,6 +351,7 @@ fn fetch_range(
     if let Some(v) = if_range_value(job.etag.as_deref(), job.last_modified.as_deref()) {
         headers.push(("if-range", v));
     }
+    job.wait_turn();
     let src = &job.source;
     let sent = Instant::now();
     let fetched = src
@@ -357,6 +487,8 @@ fn stream_range(
 ) -> Result<(), Attempt> {
     let started = Instant::now();
     let mut received = 0u64;
+    let window = job.source.session.read_timeout();
+    let mut watch = StallWatch::new(window);
     loop {
         if job.halted() {
             return Ok(());
@@ -387,6 +519,9 @@ fn stream_range(
                 ));
             }
         };
+        if watch.stalled(n) {
+            return Err(Attempt::Retry(too_slow(url, window), None));
+        }
         received += n as u64;
         let elapsed = started.elapsed().as_secs_f64();
         let (take, finished) = {
@@ -428,6 +563,13 @@ fn classify(e: Error) -> Attempt {
     }
 }
 
+/// Where a single stream's bytes go, and its stall window.
+struct StreamOut<'a> {
+    file: &'a PartFile,
+    counters: &'a Counters,
+    window: Duration,
+}
+
 /// Downloads the whole resource as one stream, writing at increasing offsets.
 /// Uses `first` (a response already received) for the first try. A failed
 /// stream is restarted from byte 0, at most `retries` times. Returns the
@@ -449,12 +591,17 @@ pub(crate) fn run_single(
         }
         counters.set_downloaded(0);
         let mut sha = hash.then(Sha256::new);
+        let out = StreamOut {
+            file,
+            counters,
+            window: src.session.read_timeout(),
+        };
         let attempt = match first.take() {
-            Some(resp) => stream_whole(url, resp, file, counters, &mut buf, &mut sha),
+            Some(resp) => stream_whole(url, resp, &out, &mut buf, &mut sha),
             None => src
                 .session
                 .send("GET", url, &[], src.origin)
-                .and_then(|f| stream_whole(&f.url, f.response, file, counters, &mut buf, &mut sha)),
+                .and_then(|f| stream_whole(&f.url, f.response, &out, &mut buf, &mut sha)),
         };
         match attempt {
             Ok(n) => return Ok((n, sha.map(|s| s.finalize().into()))),
@@ -482,11 +629,11 @@ pub(crate) fn run_single(
 fn stream_whole(
     url: &Url,
     resp: Response<ureq::Body>,
-    file: &PartFile,
-    counters: &Counters,
+    out: &StreamOut<'_>,
     buf: &mut [u8],
     sha: &mut Option<Sha256>,
 ) -> Result<u64, Error> {
+    let (file, counters, window) = (out.file, out.counters, out.window);
     let status = resp.status().as_u16();
     if status == 206 {
         return Err(Error::protocol(
@@ -507,6 +654,7 @@ fn stream_whole(
     let expected = content_length(&fetched)?;
     let mut reader = fetched.response.into_body().into_reader();
     let mut pos = 0u64;
+    let mut watch = StallWatch::new(window);
     counters.connection_started();
     let result = (|| loop {
         let n = match reader.read(buf) {
@@ -520,6 +668,9 @@ fn stream_whole(
                 });
             }
         };
+        if watch.stalled(n) {
+            return Err(too_slow(url, window));
+        }
         file.write_at(&buf[..n], pos)?;
         if let Some(sha) = sha.as_mut() {
             sha.update(&buf[..n]);

@@ -126,6 +126,71 @@ fn service_unavailable_is_retried_after_retry_after() {
 }
 
 #[test]
+fn too_many_requests_means_fewer_connections() {
+    // The first three ranged requests of four get 429: those connections
+    // retire and the one left fetches every segment, after the pause asked.
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(LEN, 42);
+    let options = FileOptions {
+        fail_first: Some((429, Some("1".into()), 3)),
+        ..FileOptions::default()
+    };
+    server.file("/f.bin", body.clone(), options);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Download::new(server.url("/f.bin"))
+        .connections(4)
+        .min_segment(512 << 10)
+        .min_steal(u64::MAX)
+        .dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    assert_eq!(
+        s.connections, 1,
+        "still {} connections after 429s",
+        s.connections
+    );
+    // Each refused range was served later, no sooner than Retry-After.
+    let log = server.log();
+    let refused: Vec<_> = log.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(refused.len(), 3);
+    for f in refused {
+        let again = log
+            .iter()
+            .find(|r| r.status == 206 && r.range() == f.range() && r.at > f.at)
+            .unwrap_or_else(|| panic!("{:?} never served: {log:?}", f.range()));
+        assert!(
+            again.at - f.at >= Duration::from_millis(950),
+            "served again after {:?}",
+            again.at - f.at
+        );
+    }
+}
+
+#[test]
+fn a_server_that_drips_bytes_cannot_hang_the_download() {
+    let (server, _) = serve(FileOptions {
+        rate_limit: Some(200),
+        ..FileOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::builder()
+        .read_timeout(Duration::from_secs(1))
+        .build();
+    let t = Instant::now();
+    let e = Download::new(server.url("/f.bin"))
+        .session(session)
+        .retries(1)
+        .dir(dir.path())
+        .run()
+        .unwrap_err();
+    assert!(e.to_string().contains("stalled"), "{e}");
+    assert_eq!(e.exit_code(), 3);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(!dir.path().join("f.bin").exists());
+}
+
+#[test]
 fn too_many_requests_with_an_http_date_is_retried() {
     let (server, body) = serve(FileOptions {
         fail_first: Some((429, Some("Wed, 21 Oct 2015 07:28:00 GMT".into()), 3)),

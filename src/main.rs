@@ -98,6 +98,15 @@ struct Args {
     #[arg(long, value_name = "sha256:HEX")]
     checksum: Option<String>,
 
+    /// Trust the CA certificates of this PEM file for https, instead of the
+    /// system's store (SSL_CERT_FILE in the environment does the same).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+
+    /// Do not verify https certificates (encrypted, but the server is not authenticated).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+
     /// Start afresh even if an earlier run left NAME.part and its state
     /// (by default such a run is resumed when the server's file is unchanged).
     #[arg(long)]
@@ -129,6 +138,13 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(ua) = args.user_agent {
         session = session.user_agent(ua);
     }
+    let ca = args
+        .cacert
+        .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
+    if let Some(ca) = ca {
+        session = session.ca_file(&ca)?;
+    }
+    session = session.insecure(args.insecure);
     for h in &args.headers {
         session = session.header_line(h)?;
     }

@@ -38,6 +38,8 @@ pub struct SessionBuilder {
     connect_timeout: Duration,
     read_timeout: Duration,
     max_connections: usize,
+    ca_certs: Option<Vec<ureq::tls::Certificate<'static>>>,
+    insecure: bool,
 }
 
 impl Default for SessionBuilder {
@@ -48,6 +50,8 @@ impl Default for SessionBuilder {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
             max_connections: 64,
+            ca_certs: None,
+            insecure: false,
         }
     }
 }
@@ -107,8 +111,51 @@ impl SessionBuilder {
         self
     }
 
+    /// Trusts the certificates of this PEM file (one or several) as the only
+    /// roots for https, instead of the system's store (`--cacert`, as curl).
+    pub fn ca_file(mut self, path: &Path) -> Result<Self, Error> {
+        let pem = std::fs::read(path).map_err(|e| Error::io(path, "read the CA file", e))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(Error::InvalidOption(format!(
+                        "{}: not a PEM certificate file: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(Error::InvalidOption(format!(
+                "{}: holds no PEM certificate",
+                path.display()
+            )));
+        }
+        self.ca_certs = Some(certs);
+        Ok(self)
+    }
+
+    /// Skips the verification of https certificates (`-k/--insecure`, as curl):
+    /// the connection is encrypted but the server is not authenticated.
+    pub fn insecure(mut self, yes: bool) -> Self {
+        self.insecure = yes;
+        self
+    }
+
     /// Builds the session with an empty cookie jar.
     pub fn build(self) -> Session {
+        // The system's trust store by default, as curl and wget use it.
+        let roots = match &self.ca_certs {
+            Some(certs) => ureq::tls::RootCerts::new_with_certs(certs),
+            None => ureq::tls::RootCerts::PlatformVerifier,
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(roots)
+            .disable_verification(self.insecure)
+            .build();
         let config = Agent::config_builder()
             // We follow redirects ourselves so that every hop sees the jar.
             .max_redirects(0)
@@ -124,6 +171,7 @@ impl SessionBuilder {
             .input_buffer_size(crate::worker::buffer_size(self.max_connections))
             .max_idle_connections_per_host(self.max_connections + 4)
             .max_idle_connections(2 * self.max_connections + 8)
+            .tls_config(tls)
             .build();
         Session {
             agent: Agent::new_with_config(config),

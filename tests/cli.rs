@@ -2,22 +2,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::*;
 use rangeget_fixture::{FileOptions, FixtureServer, pseudo_random_bytes};
-
-fn rangeget(args: &[&str], cwd: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rangeget"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run rangeget")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 #[test]
 fn downloads_with_a_summary_line_and_exit_0() {

@@ -4,23 +4,11 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 use rangeget::{Download, Session};
 use rangeget_fixture::{FileOptions, FixtureServer, Route, pseudo_random_bytes};
-
-fn rangeget(args: &[&str], cwd: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rangeget"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run rangeget")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A site with a protected 4 MiB file that needs `needed` in the Cookie header,
 /// capped per connection so that several ranges overlap.

@@ -51,6 +51,20 @@ fn fetch_ok(server: &FixtureServer, body: &[u8]) -> Vec<String> {
     notices
 }
 
+/// A download that must be refused before anything is written: the error,
+/// with the directory left empty.
+fn fetch_refused(server: &FixtureServer) -> Error {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = fetch(server, dir.path());
+    let e = r.expect_err("must fail");
+    assert!(
+        dir_entries(dir.path()).is_empty(),
+        "{e}: {:?}",
+        dir_entries(dir.path())
+    );
+    e
+}
+
 fn fetch_err(server: &FixtureServer) -> Error {
     let dir = tempfile::tempdir().unwrap();
     let (r, _) = fetch(server, dir.path());
@@ -288,16 +302,9 @@ fn a_length_beyond_the_free_space_is_refused_before_allocating() {
         head_length: Some((1u64 << 62).to_string()),
         ..FileOptions::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let (r, _) = fetch(&server, dir.path());
-    let e = r.unwrap_err();
+    let e = fetch_refused(&server);
     assert!(matches!(e, Error::DiskFull { .. }), "{e}");
     assert_eq!(e.exit_code(), 5);
-    assert!(
-        dir_entries(dir.path()).is_empty(),
-        "{:?}",
-        dir_entries(dir.path())
-    );
 }
 
 #[test]
@@ -403,16 +410,9 @@ fn server_digests_are_verified() {
         repr_digest: Some(format!("sha-256=:{bad}:")),
         ..FileOptions::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let (r, _) = fetch(&server, dir.path());
-    let e = r.unwrap_err();
+    let e = fetch_refused(&server);
     assert!(matches!(e, Error::ChecksumMismatch { .. }), "{e}");
     assert_eq!(e.exit_code(), 7);
-    assert!(
-        dir_entries(dir.path()).is_empty(),
-        "{:?}",
-        dir_entries(dir.path())
-    );
 }
 
 #[test]

@@ -161,17 +161,6 @@ fn no_resume_starts_afresh() {
     assert!(served(&server, "/f.bin") >= LEN as u64);
 }
 
-/// A tiny deterministic generator for the kill moments.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// The real binary, SIGKILLed at bounded random moments while it transfers,
 /// resumed each time: the file must come out whole, and the server must not
 /// have sent much more than the file's size in all.

@@ -3,23 +3,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::*;
 use rangeget_fixture::{FileOptions, FixtureServer, Route, pseudo_random_bytes};
-
-fn rangeget(args: &[&str], cwd: &std::path::Path, env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rangeget"));
-    c.args(args).current_dir(cwd).env_remove("SSL_CERT_FILE");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run rangeget")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn https_site() -> (FixtureServer, Vec<u8>, tempfile::TempDir) {
     let server = FixtureServer::start_tls().unwrap();
@@ -35,7 +20,7 @@ fn https_with_the_servers_ca_downloads_in_ranges() {
     let (server, body, dir) = https_site();
     let url = server.url("/f.bin");
     assert!(url.starts_with("https://"));
-    let o = rangeget(
+    let o = rangeget_env(
         &["-q", "-n", "4", "--cacert", "ca.pem", "-o", "f.bin", &url],
         dir.path(),
         &[],
@@ -50,7 +35,7 @@ fn https_with_the_servers_ca_downloads_in_ranges() {
 
     // The same CA through SSL_CERT_FILE.
     let ca = dir.path().join("ca.pem").to_string_lossy().into_owned();
-    let o = rangeget(
+    let o = rangeget_env(
         &["-q", "-o", "g.bin", &url],
         dir.path(),
         &[("SSL_CERT_FILE", &ca)],
@@ -63,7 +48,7 @@ fn https_with_the_servers_ca_downloads_in_ranges() {
 fn an_unknown_certificate_is_refused_unless_insecure() {
     let (server, body, dir) = https_site();
     let url = server.url("/f.bin");
-    let o = rangeget(&["-q", "-o", "f.bin", &url], dir.path(), &[]);
+    let o = rangeget_env(&["-q", "-o", "f.bin", &url], dir.path(), &[]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         stderr(&o).to_lowercase().contains("certificate"),
@@ -71,7 +56,7 @@ fn an_unknown_certificate_is_refused_unless_insecure() {
         stderr(&o)
     );
     assert!(!dir.path().join("f.bin").exists());
-    let o = rangeget(&["-q", "-k", "-o", "f.bin", &url], dir.path(), &[]);
+    let o = rangeget_env(&["-q", "-k", "-o", "f.bin", &url], dir.path(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(sha256_file(&dir.path().join("f.bin")), sha256(&body));
 }
@@ -93,7 +78,7 @@ fn a_redirect_from_https_to_http_never_carries_a_secure_cookie() {
             ],
         },
     );
-    let o = rangeget(
+    let o = rangeget_env(
         &[
             "-q",
             "--cacert",

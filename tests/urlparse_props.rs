@@ -2,22 +2,18 @@
 //! arbitrary strings (any code point, controls, brackets, escapes, delimiters),
 //! run with the test profile's overflow checks on.
 
+mod common;
+
+use common::Rng;
 use rangeget::urlparse::*;
 
-struct Rng(u64);
+/// Arbitrary text for the property test.
+trait Arbitrary {
+    fn char(&mut self) -> char;
+    fn string(&mut self) -> String;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+impl Arbitrary for Rng {
     fn char(&mut self) -> char {
         const PIECES: &str = ":/?#[]@!$&'()*+,;=%.-_~ \t\r\n\0\u{7f}vV0123456789abcdefABCDEF";
         match self.below(10) {

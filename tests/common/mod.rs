@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::process::{Command, Output};
 
 use rangeget_fixture::LoggedRequest;
 use sha2::{Digest, Sha256};
@@ -45,4 +46,43 @@ pub fn served_ranges(log: &[LoggedRequest]) -> Vec<(u64, u64)> {
         .collect();
     v.sort();
     v
+}
+
+/// Runs the `rangeget` binary in `cwd` (with `SSL_CERT_FILE` cleared, then
+/// `env` set).
+pub fn rangeget_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rangeget"));
+    c.args(args).current_dir(cwd).env_remove("SSL_CERT_FILE");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run rangeget")
+}
+
+/// Runs the `rangeget` binary in `cwd`.
+pub fn rangeget(args: &[&str], cwd: &Path) -> Output {
+    rangeget_env(args, cwd, &[])
+}
+
+/// A command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A tiny deterministic generator (xorshift64) for seeded random tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
 }

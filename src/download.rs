@@ -230,6 +230,8 @@ pub struct Summary {
     pub path: PathBuf,
     /// Its size in bytes.
     pub bytes: u64,
+    /// The bytes fetched by this run (less than `bytes` after a resume).
+    pub fetched: u64,
     /// Wall time from the probe to the rename.
     pub elapsed: Duration,
     /// The most connections that transferred at once.
@@ -241,10 +243,14 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The average speed in bytes per second.
+    /// The average speed of this run, in bytes fetched per second.
     pub fn bytes_per_second(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 { self.bytes as f64 / s } else { 0.0 }
+        if s > 0.0 {
+            self.fetched as f64 / s
+        } else {
+            0.0
+        }
     }
 }
 
@@ -427,7 +433,8 @@ impl Download {
                 }
             };
             counters.set_total(resource.length);
-            counters.set_downloaded(resume.as_ref().map_or(0, State::usable_bytes));
+            let kept = resume.as_ref().map_or(0, State::usable_bytes);
+            counters.set_downloaded(kept);
 
             let done = AtomicBool::new(false);
             let result = thread::scope(|scope| {
@@ -471,6 +478,7 @@ impl Download {
                     return Ok(Summary {
                         path,
                         bytes,
+                        fetched: bytes.saturating_sub(kept),
                         elapsed: started.elapsed(),
                         connections: counters.max_connections(),
                         segmented,

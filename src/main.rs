@@ -38,7 +38,7 @@ Exit codes:
   3    network failure (host not found, connection refused/reset/stalled, TLS, redirect loop)
   4    HTTP error status (4xx, 5xx)
   5    local file error (directory missing or not writable, file exists, disk full)
-  6    the server broke the protocol (wrong Content-Range, body shorter than announced)
+  6    the server broke the protocol (malformed answer, body short again and again, file kept changing)
   7    checksum mismatch (--checksum, or the server's Repr-Digest/Digest)
   130  interrupted (Ctrl-C; 143 for SIGTERM)";
 
@@ -86,7 +86,7 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     read_timeout: f64,
 
-    /// Retries of one range without progress before giving up.
+    /// Retries of one range before giving up (1 MiB of progress renews them).
     #[arg(long, value_name = "N", default_value_t = rangeget::DEFAULT_RETRIES)]
     retries: u32,
 
@@ -106,6 +106,10 @@ struct Args {
     /// Do not verify https certificates (encrypted, but the server is not authenticated).
     #[arg(short = 'k', long)]
     insecure: bool,
+
+    /// Resume a partial download: the default already (accepted for wget's and aria2c's -c).
+    #[arg(short = 'c', long = "continue", conflicts_with = "no_resume")]
+    continue_: bool,
 
     /// Start afresh even if an earlier run left NAME.part and its state
     /// (by default such a run is resumed when the server's file is unchanged).
@@ -193,8 +197,13 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let summary = result?;
     if !args.quiet {
+        let resumed = if summary.fetched < summary.bytes {
+            format!(", {} fetched this run", BinaryBytes(summary.fetched))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "rangeget: saved {} ({}, {} bytes) in {:.2} s, {}/s, {} connection{}",
+            "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {} connection{}",
             summary.path.display(),
             BinaryBytes(summary.bytes),
             summary.bytes,

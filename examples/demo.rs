@@ -55,8 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    let data = std::fs::read(&summary.path).expect("read the downloaded file");
-    let got = hex(&Sha256::digest(&data));
+    let mut file = std::fs::File::open(&summary.path).expect("open the downloaded file");
+    let mut sha = Sha256::new();
+    std::io::copy(&mut file, &mut sha).expect("read the downloaded file");
+    let got = hex(&sha.finalize());
     println!(
         "saved {} bytes in {:.2} s ({:.1} MiB/s) over {} connections",
         summary.bytes,

@@ -135,6 +135,11 @@ fn seconds(name: &str, v: f64) -> Result<Duration, Error> {
 }
 
 fn run(args: Args) -> Result<(), Error> {
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        return Err(Error::InvalidOption(
+            "-o - (standard output) is not supported: rangeget writes ranges at their offsets in a file; give a file name".into(),
+        ));
+    }
     let mut session = Session::builder()
         .connect_timeout(seconds("--connect-timeout", args.connect_timeout)?)
         .read_timeout(seconds("--read-timeout", args.read_timeout)?)

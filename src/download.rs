@@ -409,7 +409,7 @@ impl Download {
         let mut trust_head = true;
         let mut restarted = false;
         loop {
-            let probed = probe::probe(&session, &url, trust_head)?;
+            let probed = self.probe(&session, &url, trust_head)?;
             let resource = probed.resource;
             let path = self.choose_path(&url, &resource);
             let state_file = state::state_path(&path);
@@ -498,6 +498,31 @@ impl Download {
                     // A HEAD that gave another length than GET is not asked again.
                     trust_head &= !length;
                 }
+            }
+        }
+    }
+
+    /// Probes `url`, retrying what may pass (a 503 with Retry-After, a reset)
+    /// as the workers do, at most `retries` times.
+    fn probe(
+        &self,
+        session: &Session,
+        url: &Url,
+        trust_head: bool,
+    ) -> Result<probe::Probed, Error> {
+        let mut failures = 0;
+        loop {
+            match probe::probe(session, url, trust_head) {
+                Ok(p) => return Ok(p),
+                Err(e) if e.is_transient() && failures < self.retries => {
+                    failures += 1;
+                    self.cancel
+                        .sleep(worker::wait_before_retry(failures, e.retry_after));
+                    if self.cancel.is_cancelled() {
+                        return Err(Error::Cancelled);
+                    }
+                }
+                Err(e) => return Err(e.error),
             }
         }
     }

@@ -38,6 +38,10 @@ pub enum Error {
         url: String,
         /// What failed, in words.
         reason: String,
+        /// Whether trying again may help: a timeout, a reset or broken
+        /// connection, a stall; not a host that does not resolve or a port
+        /// that refuses connections.
+        transient: bool,
     },
 
     /// More redirects than allowed.
@@ -186,6 +190,7 @@ impl Error {
             _ => Error::Network {
                 url: url.to_string(),
                 reason: describe_ureq_error(err),
+                transient: is_transient(err),
             },
         }
     }
@@ -195,6 +200,24 @@ impl Error {
             url: url.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Whether a ureq error may go away on its own.
+fn is_transient(err: &ureq::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match err {
+        ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ConnectionReset
+                | ConnectionAborted
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
+        ),
+        _ => false,
     }
 }
 

@@ -65,9 +65,37 @@ pub(crate) struct Probed {
     pub from_head: bool,
 }
 
+/// Why a probe failed, and how long the server asked to wait before trying
+/// again (`Retry-After`), if it did.
+pub(crate) struct ProbeError {
+    pub error: Error,
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl From<Error> for ProbeError {
+    fn from(error: Error) -> ProbeError {
+        ProbeError {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+impl ProbeError {
+    /// Whether trying the probe again may help: 408, 429 and 5xx answers, and
+    /// transient network trouble.
+    pub fn is_transient(&self) -> bool {
+        match &self.error {
+            Error::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::Network { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}
+
 /// Probes `url`. With `trust_head` false (a `HEAD` lied about the length
 /// before), the one-byte `GET` alone decides.
-pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Probed, Error> {
+pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Probed, ProbeError> {
     let origin = url.origin();
     let head = if trust_head {
         match session.send("HEAD", url, &[], &origin) {
@@ -75,7 +103,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
             // A HEAD answer that breaks HTTP (a malformed length) is no answer:
             // ask GET. Network failures stay failures.
             Err(Error::Protocol { .. }) => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     } else {
         None
@@ -101,10 +129,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
     match status {
         206 => {
             let Some(cr) = header(get.response.headers(), "content-range") else {
-                return Err(Error::protocol(
-                    &get.url,
-                    "206 answer without Content-Range",
-                ));
+                return Err(Error::protocol(&get.url, "206 answer without Content-Range").into());
             };
             let parsed = parse_content_range(&cr).ok_or_else(|| {
                 Error::protocol(&get.url, format!("malformed Content-Range {cr:?}"))
@@ -113,7 +138,8 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
                 return Err(Error::protocol(
                     &get.url,
                     format!("asked for bytes 0-0, got Content-Range {cr:?}"),
-                ));
+                )
+                .into());
             };
             let mut resource = describe(url, &get, Some(total));
             resource.ranges = RangeSupport::Yes;
@@ -144,7 +170,8 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
                 _ => Err(Error::HttpStatus {
                     url: get.url.to_string(),
                     status,
-                }),
+                }
+                .into()),
             }
         }
         200..=299 => {
@@ -157,9 +184,14 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
                 from_head: false,
             })
         }
-        _ => Err(Error::HttpStatus {
-            url: get.url.to_string(),
-            status,
+        _ => Err(ProbeError {
+            retry_after: header(get.response.headers(), "retry-after")
+                .as_deref()
+                .and_then(crate::worker::parse_retry_after),
+            error: Error::HttpStatus {
+                url: get.url.to_string(),
+                status,
+            },
         }),
     }
 }

@@ -520,6 +520,7 @@ fn read_page(f: Fetched) -> Result<Page, Error> {
         .map_err(|e| Error::Network {
             url: f.url.to_string(),
             reason: format!("connection broke: {e}"),
+            transient: true,
         })?;
     Ok(Page {
         status,

@@ -287,6 +287,7 @@ fn too_slow(url: &Url, window: Duration) -> Error {
             "the connection stalled: fewer than {FLOOR_BYTES} bytes in {:.0} s",
             window.as_secs_f64()
         ),
+        transient: true,
     }
 }
 
@@ -514,6 +515,7 @@ fn stream_range(
                     Error::Network {
                         url: url.to_string(),
                         reason: format!("connection broke: {e}"),
+                        transient: true,
                     },
                     None,
                 ));
@@ -665,6 +667,7 @@ fn stream_whole(
                 return Err(Error::Network {
                     url: url.to_string(),
                     reason: format!("connection broke after {pos} bytes: {e}"),
+                    transient: true,
                 });
             }
         };

@@ -140,6 +140,52 @@ fn service_unavailable_is_retried_after_retry_after() {
 }
 
 #[test]
+fn a_probe_answered_503_is_retried_after_retry_after() {
+    // HEAD, the GET probe and its retry all get 503 first.
+    let (server, body) = serve(FileOptions {
+        fail_any_first: Some((503, Some("1".into()), 3)),
+        ..FileOptions::default()
+    });
+    let t = Instant::now();
+    fetch_ok(&server, &body);
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    let log = server.log();
+    assert_eq!(log.iter().filter(|r| r.status == 503).count(), 3, "{log:?}");
+}
+
+#[test]
+fn a_refused_connection_is_not_retried() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Instant::now();
+    let e = Download::new(format!("http://127.0.0.1:{port}/f"))
+        .run()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Network {
+                transient: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
 fn too_many_requests_means_fewer_connections() {
     // The first three ranged requests of four get 429: those connections
     // retire and the one left fetches every segment, after the pause asked.

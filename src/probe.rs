@@ -128,21 +128,21 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
     let status = get.response.status().as_u16();
     match status {
         206 => {
-            let Some(cr) = header(get.response.headers(), "content-range") else {
-                return Err(Error::protocol(&get.url, "206 answer without Content-Range").into());
+            let total = header(get.response.headers(), "content-range")
+                .and_then(|cr| parse_content_range(&cr))
+                .and_then(|c| match (c.range, c.total) {
+                    (Some((0, 0)), Some(total)) => Some(total),
+                    _ => None,
+                });
+            let mut resource = describe(url, &get, total);
+            // Without a usable Content-Range (missing, malformed, another range,
+            // an unknown total) nothing proves what a range would hold: one
+            // plain stream then, which needs no such proof.
+            resource.ranges = if total.is_some() {
+                RangeSupport::Yes
+            } else {
+                RangeSupport::No
             };
-            let parsed = parse_content_range(&cr).ok_or_else(|| {
-                Error::protocol(&get.url, format!("malformed Content-Range {cr:?}"))
-            })?;
-            let (Some((0, 0)), Some(total)) = (parsed.range, parsed.total) else {
-                return Err(Error::protocol(
-                    &get.url,
-                    format!("asked for bytes 0-0, got Content-Range {cr:?}"),
-                )
-                .into());
-            };
-            let mut resource = describe(url, &get, Some(total));
-            resource.ranges = RangeSupport::Yes;
             // Read the one byte so that the connection can be reused.
             let mut body = get.response.into_body();
             let _ = body.with_config().limit(64).read_to_vec();

@@ -158,6 +158,22 @@ fn a_probe_answered_503_is_retried_after_retry_after() {
 }
 
 #[test]
+fn a_probe_206_without_a_usable_content_range_falls_back_to_one_stream() {
+    // HEAD refused, and every 206 labelled with a total of "*" (unknown): the
+    // one-byte probe proves nothing, so the file comes as one plain stream.
+    let (server, body) = serve(FileOptions {
+        head_refused: true,
+        total_offset: i64::MIN,
+        ..FileOptions::default()
+    });
+    let notices = fetch_ok(&server, &body);
+    assert!(
+        notices.iter().any(|n| n.contains("using 1 connection")),
+        "{notices:?}"
+    );
+}
+
+#[test]
 fn a_refused_connection_is_not_retried() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

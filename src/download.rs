@@ -546,7 +546,9 @@ impl Download {
             self.notify(&format!("{name} has no valid state file: starting over"));
             return None;
         };
-        if st.url != resource.url.as_str() && st.final_url != resource.final_url.as_str() {
+        if st.url != crate::error::redact(resource.url.as_str())
+            && st.final_url != crate::error::redact(resource.final_url.as_str())
+        {
             self.notify(&format!(
                 "{name} is a download of {}: starting over",
                 st.url

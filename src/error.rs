@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The URL could not be parsed, or is not one rangeget can fetch.
-    #[error("invalid URL {url:?}: {reason}")]
+    #[error("invalid URL {:?}: {reason}", redact(url))]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -22,7 +22,7 @@ pub enum Error {
     InvalidOption(String),
 
     /// The server answered with an error status that retrying did not fix.
-    #[error("{url}: the server answered HTTP {status}{}", status_hint(*status))]
+    #[error("{}: the server answered HTTP {status}{}", redact(url), status_hint(*status))]
     HttpStatus {
         /// The URL that answered.
         url: String,
@@ -32,7 +32,7 @@ pub enum Error {
 
     /// The connection failed: the host could not be resolved or reached, the
     /// connection broke or stalled, or TLS failed.
-    #[error("{url}: {reason}")]
+    #[error("{}: {reason}", redact(url))]
     Network {
         /// The URL being fetched.
         url: String,
@@ -45,7 +45,10 @@ pub enum Error {
     },
 
     /// More redirects than allowed.
-    #[error("{url}: more than {limit} redirects; the server is probably misconfigured")]
+    #[error(
+        "{}: more than {limit} redirects; the server is probably misconfigured",
+        redact(url)
+    )]
     TooManyRedirects {
         /// The URL first requested.
         url: String,
@@ -54,7 +57,7 @@ pub enum Error {
     },
 
     /// A redirect led back to a URL already visited.
-    #[error("redirect loop: {url} redirects back to itself (via {via})")]
+    #[error("redirect loop: {} redirects back to itself (via {via})", redact(url))]
     RedirectLoop {
         /// The URL visited twice.
         url: String,
@@ -65,7 +68,7 @@ pub enum Error {
     /// The server broke the protocol in a way that retrying did not fix: a
     /// wrong `Content-Range`, a body shorter than announced, a length that
     /// changed.
-    #[error("{url}: {reason}")]
+    #[error("{}: {reason}", redact(url))]
     Protocol {
         /// The URL being fetched.
         url: String,
@@ -127,6 +130,17 @@ pub enum Error {
     /// The download was cancelled.
     #[error("download cancelled")]
     Cancelled,
+}
+
+/// A URL as it may be shown or stored: with its password, if any, masked.
+pub(crate) fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn status_hint(status: u16) -> &'static str {
@@ -230,5 +244,22 @@ pub(crate) fn describe_ureq_error(err: &ureq::Error) -> String {
         ureq::Error::Io(e) => format!("connection error: {e}"),
         ureq::Error::Tls(e) => format!("TLS error: {e}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_messages() {
+        let e = Error::HttpStatus {
+            url: "http://ann:s3cret@h/f".into(),
+            status: 404,
+        };
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("ann:***@h"), "{e}");
+        assert_eq!(redact("http://h/f"), "http://h/f");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }

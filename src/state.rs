@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{Error, redact};
 use crate::plan;
 use crate::probe::Resource;
 
@@ -74,8 +74,9 @@ impl State {
     /// A state for `resource` with nothing done yet.
     pub fn new(resource: &Resource, length: u64) -> State {
         State {
-            url: resource.url.to_string(),
-            final_url: resource.final_url.to_string(),
+            // Never a password on disk.
+            url: redact(resource.url.as_str()),
+            final_url: redact(resource.final_url.as_str()),
             length,
             etag: resource.etag.clone(),
             last_modified: resource.last_modified.clone(),

@@ -152,3 +152,21 @@ fn help_lists_the_promised_flags_and_exit_codes() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+#[test]
+fn credentials_in_the_url_are_sent_but_never_printed() {
+    let server = FixtureServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = server
+        .url("/missing")
+        .replace("127.0.0.1", "ann:s3cret@127.0.0.1");
+    let o = rangeget(&[&url], dir.path());
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("s3cret"), "{}", stderr(&o));
+    // "ann:s3cret" in Basic auth.
+    let log = server.log();
+    assert_eq!(
+        log[0].header("authorization"),
+        Some("Basic YW5uOnMzY3JldA==")
+    );
+}

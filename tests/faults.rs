@@ -523,3 +523,19 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn a_duplicated_but_consistent_content_length_is_accepted() {
+    // RFC 9110 allows "N, N" for one length; the answers stay readable.
+    let (server, body) = serve(FileOptions {
+        ignore_ranges: true,
+        raw_content_length: Some(format!("{LEN}, {LEN}")),
+        ..FileOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (r, notices) = fetch(&server, dir.path());
+    match r {
+        Ok(s) => assert_eq!(sha256_file(&s.path), sha256(&body)),
+        Err(e) => panic!("{e} ({notices:?})"),
+    }
+}

@@ -183,7 +183,11 @@ impl State {
             }
             Ok(())
         };
-        write().map_err(|e| Error::io(path, "save the download state", e))
+        write().map_err(|e| {
+            // A write that failed (a full disk, say) leaves no stray file.
+            let _ = fs::remove_file(&tmp);
+            Error::io(path, "save the download state", e)
+        })
     }
 
     /// Whether this state describes the same version of the resource the probe

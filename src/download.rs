@@ -92,8 +92,8 @@ impl CancelHandle {
 /// syncing): a killed process loses at most about this much work.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
-/// How often the file is synced (`fdatasync`) and the synced ranges recorded:
-/// a power loss loses at most about this much work.
+/// How often the file is synced (`fdatasync`) and the synced ranges recorded,
+/// by default: a power loss loses at most about this much work.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// How a transfer ended, when it did not fail.
@@ -118,6 +118,9 @@ struct Checkpoint<'a> {
     last: Mutex<(State, Instant)>,
     warned: AtomicBool,
     notice: &'a Option<NoticeFn>,
+    /// How often to sync; `None`: never (the written ranges still survive a
+    /// killed process, not a power loss).
+    sync_every: Option<Duration>,
 }
 
 impl<'a> Checkpoint<'a> {
@@ -126,6 +129,7 @@ impl<'a> Checkpoint<'a> {
         state: State,
         path: &'a Path,
         notice: &'a Option<NoticeFn>,
+        sync_every: Option<Duration>,
     ) -> Checkpoint<'a> {
         Checkpoint {
             job,
@@ -134,18 +138,22 @@ impl<'a> Checkpoint<'a> {
             path,
             warned: AtomicBool::new(false),
             notice,
+            sync_every,
         }
     }
 
     /// Records the written ranges; with `sync`, or when the last sync is older
-    /// than [`SYNC_EVERY`], syncs the file first and records them as done. A
-    /// failure is told once and does not stop the download (only resuming
-    /// would suffer).
+    /// than the sync interval, syncs the file first and records them as done
+    /// (never when syncing is off). A failure is told once and does not stop
+    /// the download (only resuming would suffer).
     fn save(&self, sync: bool) {
         let ranges = self.job.plan().written_ranges();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let (recorded, synced_at) = &*last;
-        let sync = (sync || synced_at.elapsed() >= SYNC_EVERY) && recorded.done != ranges;
+        let sync = match self.sync_every {
+            Some(every) => (sync || synced_at.elapsed() >= every) && recorded.done != ranges,
+            None => false,
+        };
         if !sync && recorded.written == ranges {
             return;
         }
@@ -216,6 +224,7 @@ pub struct Download {
     min_segment: u64,
     min_steal: u64,
     resume: bool,
+    sync_every: Option<Duration>,
     checksum: Option<Checksum>,
     session: Option<Session>,
     progress: Option<ProgressFn>,
@@ -269,6 +278,7 @@ impl Download {
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
             resume: true,
+            sync_every: Some(SYNC_EVERY),
             checksum: None,
             session: None,
             progress: None,
@@ -332,6 +342,16 @@ impl Download {
     /// them and they match the server's file (default true); false starts afresh.
     pub fn resume(mut self, yes: bool) -> Self {
         self.resume = yes;
+        self
+    }
+
+    /// How often the partial file is synced to disk (`fdatasync`) while a ranged
+    /// download runs, so that its resume state survives a power loss (default
+    /// [`SYNC_EVERY`]). `None` never syncs: the state still survives a killed
+    /// process (the page cache keeps what was written), not a crash of the
+    /// machine, and long downloads save the sync's CPU and disk time.
+    pub fn sync_every(mut self, every: Option<Duration>) -> Self {
+        self.sync_every = every;
         self
     }
 
@@ -652,7 +672,7 @@ impl Download {
             start.done = st.done.clone();
             start.written = st.usable().to_vec();
         }
-        let checkpoint = Checkpoint::new(&job, start, state_file, &self.notice);
+        let checkpoint = Checkpoint::new(&job, start, state_file, &self.notice, self.sync_every);
         let workers_done = AtomicBool::new(false);
         let mut hasher = hash.then(PrefixHasher::new);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {

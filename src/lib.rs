@@ -65,8 +65,8 @@ mod worker;
 
 pub use checksum::Checksum;
 pub use download::{
-    CancelHandle, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn,
-    Summary, parse_url,
+    CHECKPOINT_EVERY, CancelHandle, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download,
+    MAX_CONNECTIONS, NoticeFn, SYNC_EVERY, Summary, parse_url,
 };
 pub use error::Error;
 pub use progress::{Snapshot, TerminalBar};

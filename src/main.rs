@@ -107,6 +107,12 @@ struct Args {
     #[arg(short = 'k', long)]
     insecure: bool,
 
+    /// Seconds between syncs of the partial file to disk, so that resuming
+    /// survives a power loss; 0 never syncs (resuming then survives a killed
+    /// process, not a crash of the machine).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    sync_interval: f64,
+
     /// Resume a partial download: the default already (accepted for wget's and aria2c's -c).
     #[arg(short = 'c', long = "continue", conflicts_with = "no_resume")]
     continue_: bool,
@@ -173,6 +179,11 @@ fn run(args: Args) -> Result<(), Error> {
         .content_disposition(args.content_disposition)
         .force(args.force)
         .resume(!args.no_resume)
+        .sync_every(if args.sync_interval == 0.0 {
+            None
+        } else {
+            Some(seconds("--sync-interval", args.sync_interval)?)
+        })
         .retries(args.retries);
     if let Some(c) = &args.checksum {
         download = download.checksum(rangeget::Checksum::parse(c)?);

@@ -233,3 +233,41 @@ fn sigkill_at_random_moments_then_resume() {
     assert!(kills >= 3, "only {kills} kills landed mid-transfer");
     assert!(ratio <= 1.05, "served {ratio:.3}x the file");
 }
+
+#[test]
+fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes() {
+    for sync in [None, Some(rangeget::SYNC_EVERY)] {
+        let server = FixtureServer::start().unwrap();
+        let body = pseudo_random_bytes(LEN, 5);
+        server.file("/f.bin", body.clone(), slow());
+        let dir = tempfile::tempdir().unwrap();
+        let d = Download::new(server.url("/f.bin"))
+            .connections(4)
+            .dir(dir.path())
+            .sync_every(sync);
+        let cancel = d.cancel_handle();
+        let e = d
+            .progress(move |s| {
+                if s.complete_rate().unwrap_or(0.0) >= 0.4 {
+                    cancel.cancel();
+                }
+            })
+            .run()
+            .unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
+        let st = rangeget::state::State::load(&dir.path().join("f.bin.rangeget")).unwrap();
+        assert!(!st.written.is_empty());
+        match sync {
+            // Nothing was synced, so nothing is recorded as surviving a power loss.
+            None => assert!(st.done.is_empty(), "{:?}", st.done),
+            // A cancel syncs and records what was written as done.
+            Some(_) => assert_eq!(st.done, st.written),
+        }
+        let (s, notices) = run_with_notices(&server, dir.path());
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        assert!(
+            notices.iter().any(|n| n.contains("resuming")),
+            "{notices:?}"
+        );
+    }
+}

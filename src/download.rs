@@ -114,7 +114,7 @@ struct Checkpoint<'a> {
     job: &'a Job<'a>,
     state: State,
     path: &'a Path,
-    /// What was recorded last, and when the last sync was.
+    /// What was recorded last, and when the next sync is due.
     last: Mutex<(State, Instant)>,
     warned: AtomicBool,
     notice: &'a Option<NoticeFn>,
@@ -133,7 +133,10 @@ impl<'a> Checkpoint<'a> {
     ) -> Checkpoint<'a> {
         Checkpoint {
             job,
-            last: Mutex::new((state.clone(), Instant::now())),
+            last: Mutex::new((
+                state.clone(),
+                Instant::now() + sync_every.unwrap_or(SYNC_EVERY),
+            )),
             state,
             path,
             warned: AtomicBool::new(false),
@@ -142,16 +145,15 @@ impl<'a> Checkpoint<'a> {
         }
     }
 
-    /// Records the written ranges; with `sync`, or when the last sync is older
-    /// than the sync interval, syncs the file first and records them as done
-    /// (never when syncing is off). A failure is told once and does not stop
+    /// Records the written ranges; with `sync`, or when a sync is due, syncs
+    /// the file first and records them as done (never when syncing is off). A failure is told once and does not stop
     /// the download (only resuming would suffer).
     fn save(&self, sync: bool) {
         let ranges = self.job.plan().written_ranges();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let (recorded, synced_at) = &*last;
+        let (recorded, sync_due) = &*last;
         let sync = match self.sync_every {
-            Some(every) => (sync || synced_at.elapsed() >= every) && recorded.done != ranges,
+            Some(_) => (sync || Instant::now() >= *sync_due) && recorded.done != ranges,
             None => false,
         };
         if !sync && recorded.written == ranges {
@@ -166,6 +168,7 @@ impl<'a> Checkpoint<'a> {
             written: ranges,
             ..self.state.clone()
         };
+        let began = Instant::now();
         let result = if sync {
             self.job
                 .file
@@ -176,8 +179,15 @@ impl<'a> Checkpoint<'a> {
         };
         match result {
             Ok(()) => {
-                let at = if sync { Instant::now() } else { *synced_at };
-                *last = (state, at);
+                // The next sync is due after the interval, or later when syncing
+                // is slow, so that it takes no more than about a tenth of the
+                // time: a second of a fast link is a lot to flush, and writers
+                // wait on the file system's journal meanwhile.
+                let next = match (sync, self.sync_every) {
+                    (true, Some(every)) => Instant::now() + every.max(began.elapsed() * 9),
+                    _ => *sync_due,
+                };
+                *last = (state, next);
             }
             Err(e) => {
                 if !self.warned.swap(true, Ordering::Relaxed)

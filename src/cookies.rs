@@ -6,7 +6,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cookie_store::{CookieDomain, CookieExpiration, CookieStore, RawCookie};
 use time::OffsetDateTime;
@@ -243,10 +243,7 @@ pub fn to_json(
 /// Writes `text` to `path` atomically with mode 0600: a temporary file in the
 /// same directory, fsync, rename.
 pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::output::parent_dir(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -217,6 +217,12 @@ impl Error {
     }
 }
 
+/// Whether an HTTP status may go away on its own, so that the request is worth
+/// retrying: 408, 429 and every 5xx.
+pub(crate) fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
 /// Whether a ureq error may go away on its own.
 fn is_transient(err: &ureq::Error) -> bool {
     use std::io::ErrorKind::*;

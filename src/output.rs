@@ -278,13 +278,18 @@ impl PartFile {
     }
 }
 
+/// The directory `path` is in: its parent, or `.` for a bare file name.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Refuses to start a download of `len` bytes that cannot fit in the free
 /// space of the target's file system, rather than filling the disk.
 fn check_free_space(path: &Path, len: u64) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     // A file system that cannot tell its free space is given the benefit of the doubt.
     let Ok(st) = rustix::fs::statvfs(dir) else {
         return Ok(());
@@ -312,10 +317,7 @@ fn check_target(path: &Path, force: bool) -> Result<(), Error> {
         Ok(_) if !force => return Err(Error::OutputExists(path.to_path_buf())),
         _ => {}
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::io(

@@ -86,7 +86,7 @@ impl ProbeError {
     /// transient network trouble.
     pub fn is_transient(&self) -> bool {
         match &self.error {
-            Error::HttpStatus { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            Error::HttpStatus { status, .. } => crate::error::retryable_status(*status),
             Error::Network { transient, .. } => *transient,
             _ => false,
         }
@@ -114,7 +114,9 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
         // A HEAD whose length is malformed is no worse than one with none: ask
         // GET. So is a HEAD that says 0: some servers say so for content they
         // only compute on GET, and an empty file is confirmed by GET cheaply.
-        let length = content_length(&head).unwrap_or(None).filter(|&n| n > 0);
+        let length = content_length(&head.url, head.response.headers())
+            .unwrap_or(None)
+            .filter(|&n| n > 0);
         let resource = describe(url, &head, length);
         if resource.length.is_some() {
             return Ok(Probed {
@@ -175,7 +177,7 @@ pub(crate) fn probe(session: &Session, url: &Url, trust_head: bool) -> Result<Pr
             }
         }
         200..=299 => {
-            let length = content_length(&get)?;
+            let length = content_length(&get.url, get.response.headers())?;
             let mut resource = describe(url, &get, length);
             resource.ranges = RangeSupport::No;
             Ok(Probed {
@@ -230,8 +232,7 @@ pub(crate) fn header(h: &HeaderMap, name: &str) -> Option<String> {
 /// The `Content-Length` of a response, checked: every value must be plain ASCII
 /// digits and all values must agree. `None` when absent or when the body is
 /// chunked (where a length must be ignored).
-pub(crate) fn content_length(fetched: &Fetched) -> Result<Option<u64>, Error> {
-    let h = fetched.response.headers();
+pub(crate) fn content_length(url: &Url, h: &HeaderMap) -> Result<Option<u64>, Error> {
     if h.get("transfer-encoding").is_some() {
         return Ok(None);
     }
@@ -240,13 +241,10 @@ pub(crate) fn content_length(fetched: &Fetched) -> Result<Option<u64>, Error> {
         for part in v.to_str().unwrap_or("?").split(',') {
             let part = part.trim();
             let n = parse_decimal(part).ok_or_else(|| {
-                Error::protocol(&fetched.url, format!("malformed Content-Length {part:?}"))
+                Error::protocol(url, format!("malformed Content-Length {part:?}"))
             })?;
             if found.is_some_and(|f| f != n) {
-                return Err(Error::protocol(
-                    &fetched.url,
-                    "conflicting Content-Length headers",
-                ));
+                return Err(Error::protocol(url, "conflicting Content-Length headers"));
             }
             found = Some(n);
         }

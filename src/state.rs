@@ -161,11 +161,7 @@ impl State {
     /// Replaces the control file through a temporary file and a rename; with
     /// `durable`, the file and the rename are synced too.
     pub fn save(&self, path: &Path, durable: bool) -> Result<(), Error> {
-        let tmp = {
-            let mut s = path.as_os_str().to_owned();
-            s.push(".tmp");
-            PathBuf::from(s)
-        };
+        let tmp = tmp_path(path);
         let write = || -> io::Result<()> {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -216,9 +212,14 @@ impl State {
 /// Removes the control file (and a stray temporary file), ignoring absence.
 pub fn remove(path: &Path) {
     let _ = fs::remove_file(path);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let _ = fs::remove_file(PathBuf::from(tmp));
+    let _ = fs::remove_file(tmp_path(path));
+}
+
+/// Where a control file is written before it replaces `path`.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use ureq::http::Response;
 use url::{Origin, Url};
 
 use crate::download::CancelHandle;
-use crate::error::Error;
+use crate::error::{Error, retryable_status};
 use crate::output::PartFile;
 use crate::plan::Plan;
 use crate::probe::{content_length, header, parse_content_range};
@@ -391,7 +391,7 @@ fn fetch_range(
                 length: true,
             }));
         }
-        s @ (408 | 429 | 500..=599) => {
+        s if retryable_status(s) => {
             let retry_after = header(resp.headers(), "retry-after")
                 .as_deref()
                 .and_then(parse_retry_after);
@@ -607,23 +607,18 @@ pub(crate) fn run_single(
         };
         match attempt {
             Ok(n) => return Ok((n, sha.map(|s| s.finalize().into()))),
-            Err(e @ (Error::Network { .. } | Error::Protocol { .. })) => {
+            Err(e) => {
+                let again = match &e {
+                    Error::Network { .. } | Error::Protocol { .. } => true,
+                    Error::HttpStatus { status, .. } => retryable_status(*status),
+                    _ => false,
+                };
                 failures += 1;
-                if failures > retries {
+                if !again || failures > retries {
                     return Err(e);
                 }
                 cancel.sleep(wait_before_retry(failures, None));
             }
-            Err(e @ Error::HttpStatus { status, .. })
-                if status == 408 || status == 429 || status >= 500 =>
-            {
-                failures += 1;
-                if failures > retries {
-                    return Err(e);
-                }
-                cancel.sleep(wait_before_retry(failures, None));
-            }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -649,12 +644,8 @@ fn stream_whole(
             status,
         });
     }
-    let fetched = crate::session::Fetched {
-        url: url.clone(),
-        response: resp,
-    };
-    let expected = content_length(&fetched)?;
-    let mut reader = fetched.response.into_body().into_reader();
+    let expected = content_length(url, resp.headers())?;
+    let mut reader = resp.into_body().into_reader();
     let mut pos = 0u64;
     let mut watch = StallWatch::new(window);
     counters.connection_started();

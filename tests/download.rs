@@ -176,10 +176,7 @@ fn server_that_ignores_ranges_falls_back_to_one_stream() {
         );
         let (s, notices) = download_with_notices(&server, &body);
         assert!(!s.segmented);
-        assert!(
-            notices.iter().any(|n| n.contains("using 1 connection")),
-            "{notices:?}"
-        );
+        assert!(noticed(&notices, "using 1 connection"), "{notices:?}");
         // The fallback stream asked for no range.
         let log = server.log();
         assert!(
@@ -203,10 +200,7 @@ fn server_without_length_falls_back_to_one_stream() {
         let (s, notices) = download_with_notices(&server, &body);
         assert!(!s.segmented, "{mode:?}");
         assert_eq!(s.resource.length, None);
-        assert!(
-            notices.iter().any(|n| n.contains("using 1 connection")),
-            "{notices:?}"
-        );
+        assert!(noticed(&notices, "using 1 connection"), "{notices:?}");
     }
 }
 

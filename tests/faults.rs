@@ -167,10 +167,7 @@ fn a_probe_206_without_a_usable_content_range_falls_back_to_one_stream() {
         ..FileOptions::default()
     });
     let notices = fetch_ok(&server, &body);
-    assert!(
-        notices.iter().any(|n| n.contains("using 1 connection")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "using 1 connection"), "{notices:?}");
 }
 
 #[test]
@@ -301,7 +298,7 @@ fn mislabelled_or_shifted_ranges_are_never_written_and_fall_back() {
         });
         let notices = fetch_ok(&server, &body);
         assert!(
-            notices.iter().any(|n| n.contains("using 1 connection")),
+            noticed(&notices, "using 1 connection"),
             "{shift}: {notices:?}"
         );
     }
@@ -318,10 +315,7 @@ fn a_wrong_total_in_content_range_never_produces_a_wrong_file() {
         ..FileOptions::default()
     });
     let notices = fetch_ok(&server, &body);
-    assert!(
-        notices.iter().any(|n| n.contains("starting over")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "starting over"), "{notices:?}");
 }
 
 #[test]
@@ -332,10 +326,7 @@ fn a_head_that_lies_about_the_length_is_overruled_by_get() {
             ..FileOptions::default()
         });
         let notices = fetch_ok(&server, &body);
-        assert!(
-            notices.iter().any(|n| n.contains("starting over")),
-            "{notices:?}"
-        );
+        assert!(noticed(&notices, "starting over"), "{notices:?}");
         // The second probe asked GET for one byte instead of trusting HEAD.
         assert!(server.log().iter().any(|r| r.range() == Some("bytes=0-0")));
     }
@@ -381,10 +372,7 @@ fn content_that_changes_mid_download_is_never_mixed() {
             ..FileOptions::default()
         });
         let notices = fetch_ok(&server, &v2);
-        assert!(
-            notices.iter().any(|n| n.contains("changed")),
-            "{len2}: {notices:?}"
-        );
+        assert!(noticed(&notices, "changed"), "{len2}: {notices:?}");
         assert_ne!(sha256(&v1), sha256(&v2));
     }
 }
@@ -407,14 +395,8 @@ fn gzip_labelled_ranges_are_not_written_as_identity() {
         ..FileOptions::default()
     });
     let notices = fetch_ok(&server, &body);
-    assert!(
-        notices.iter().any(|n| n.contains("Content-Encoding")),
-        "{notices:?}"
-    );
-    assert!(
-        notices.iter().any(|n| n.contains("using 1 connection")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "Content-Encoding"), "{notices:?}");
+    assert!(noticed(&notices, "using 1 connection"), "{notices:?}");
 }
 
 #[test]
@@ -424,10 +406,7 @@ fn a_representation_that_is_itself_gzip_is_saved_as_those_bytes() {
         ..FileOptions::default()
     });
     let notices = fetch_ok(&server, &body);
-    assert!(
-        !notices.iter().any(|n| n.contains("using 1 connection")),
-        "{notices:?}"
-    );
+    assert!(!noticed(&notices, "using 1 connection"), "{notices:?}");
 }
 
 #[test]

@@ -77,10 +77,7 @@ fn a_cancelled_download_resumes_with_if_range_and_fetches_only_the_rest() {
 
     let (s, notices) = run_with_notices(&server, dir.path());
     assert_eq!(sha256_file(&s.path), sha256(&body));
-    assert!(
-        notices.iter().any(|n| n.contains("resuming")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "resuming"), "{notices:?}");
     assert_eq!(dir_entries(dir.path()), vec!["f.bin"], "state left behind");
     let log = server.requests_for("/f.bin");
     for r in log.iter().filter(|r| r.status == 206) {
@@ -111,10 +108,7 @@ fn a_resource_changed_while_we_were_away_is_never_mixed() {
     server.file("/f.bin", v2.clone(), options);
     let (s, notices) = run_with_notices(&server, dir.path());
     assert_eq!(sha256_file(&s.path), sha256(&v2));
-    assert!(
-        notices.iter().any(|n| n.contains("another version")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "another version"), "{notices:?}");
 }
 
 #[test]
@@ -133,10 +127,7 @@ fn an_untrustworthy_control_file_means_starting_over() {
     server.clear_log();
     let (s, notices) = run_with_notices(&server, dir.path());
     assert_eq!(sha256_file(&s.path), sha256(&body));
-    assert!(
-        notices.iter().any(|n| n.contains("no valid state")),
-        "{notices:?}"
-    );
+    assert!(noticed(&notices, "no valid state"), "{notices:?}");
     assert!(
         served(&server, "/f.bin") >= LEN as u64,
         "did not start over"
@@ -265,9 +256,6 @@ fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes() {
         }
         let (s, notices) = run_with_notices(&server, dir.path());
         assert_eq!(sha256_file(&s.path), sha256(&body));
-        assert!(
-            notices.iter().any(|n| n.contains("resuming")),
-            "{notices:?}"
-        );
+        assert!(noticed(&notices, "resuming"), "{notices:?}");
     }
 }

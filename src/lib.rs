@@ -61,6 +61,7 @@ pub mod progress;
 pub mod session;
 pub mod state;
 pub mod urlparse;
+mod wire;
 mod worker;
 
 pub use checksum::Checksum;

@@ -249,6 +249,38 @@ impl PartFile {
             .map_err(|e| Error::io(&self.part, "write", e))
     }
 
+    /// Moves exactly `len` bytes from the pipe `from` into the file at
+    /// `offset`, without copying them through user space (`splice`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn splice_at(
+        &self,
+        from: std::os::fd::BorrowedFd<'_>,
+        mut offset: u64,
+        len: usize,
+    ) -> Result<(), Error> {
+        let _turn = self.turn();
+        let mut left = len;
+        while left > 0 {
+            match rustix::pipe::splice(
+                from,
+                None,
+                &self.file,
+                Some(&mut offset),
+                left,
+                rustix::pipe::SpliceFlags::MOVE,
+            ) {
+                Ok(0) => {
+                    let e = io::Error::other("the pipe ran dry");
+                    return Err(Error::io(&self.part, "write", e));
+                }
+                Ok(n) => left -= n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Error::io(&self.part, "write", e.into())),
+            }
+        }
+        Ok(())
+    }
+
     fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
         // The lock guards no data: a panic while holding it leaves nothing broken.
         self.turn.lock().unwrap_or_else(|e| e.into_inner())

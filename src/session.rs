@@ -179,6 +179,8 @@ impl SessionBuilder {
             run_only: Arc::new(Mutex::new(Vec::new())),
             headers: Arc::new(self.headers),
             read_timeout: self.read_timeout,
+            connect_timeout: self.connect_timeout,
+            user_agent: Arc::from(self.user_agent.as_str()),
         }
     }
 }
@@ -193,6 +195,8 @@ pub struct Session {
     run_only: Arc<Mutex<Vec<(String, String, String)>>>,
     headers: Arc<Vec<(String, String)>>,
     read_timeout: Duration,
+    connect_timeout: Duration,
+    user_agent: Arc<str>,
 }
 
 /// A small response read whole: what [`Session::get`] and
@@ -250,6 +254,16 @@ impl Session {
     /// as stalled.
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
+    }
+
+    /// How long a connection may take to be set up.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The `User-Agent` sent (unless a header of the user's replaces it).
+    pub fn user_agent(&self) -> &str {
+        &self.user_agent
     }
 
     /// The agent (shared by every clone of this session).
@@ -378,30 +392,11 @@ impl Session {
         let mut method = method.to_string();
         let mut visited = vec![current.clone()];
         loop {
-            let cross_origin = current.origin() != *credentials_for;
             let mut req = http::Request::builder()
                 .method(method.as_str())
                 .uri(current.as_str());
-            let mut user_cookie = None;
-            for (name, value) in self.headers.iter() {
-                let lower = name.to_ascii_lowercase();
-                if matches!(lower.as_str(), "range" | "if-range" | "accept-encoding") {
-                    continue;
-                }
-                if CREDENTIAL_HEADERS.contains(&lower.as_str()) && cross_origin {
-                    continue;
-                }
-                if lower == "cookie" {
-                    user_cookie = Some(value.clone());
-                    continue;
-                }
-                req = req.header(name.as_str(), value.as_str());
-            }
-            for (name, value) in extra {
-                req = req.header(*name, value.as_str());
-            }
-            if let Some(cookie) = self.cookie_header(&current, user_cookie) {
-                req = req.header("cookie", cookie);
+            for (name, value) in self.request_headers(&current, extra, credentials_for) {
+                req = req.header(name, value);
             }
             let bad = |e: http::Error| Error::InvalidUrl {
                 url: current.to_string(),
@@ -418,7 +413,7 @@ impl Session {
                 None => self.agent.run(req.body(()).map_err(bad)?),
             }
             .map_err(|e| Error::network(&current, &e))?;
-            self.store_cookies(&current, &response);
+            self.store_cookies(&current, response.headers());
 
             let status = response.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
@@ -474,6 +469,43 @@ impl Session {
         }
     }
 
+    /// The headers of a request to `url`, beyond those the HTTP layer adds
+    /// (`Host`, `User-Agent`, `Accept-Encoding`): the user's headers, except
+    /// `Range`, `If-Range` and `Accept-Encoding` and, when `url` is not of the
+    /// origin `credentials_for`, the credential headers; then `extra`; then the
+    /// `Cookie` header (the user's own and the jar's).
+    pub(crate) fn request_headers(
+        &self,
+        url: &Url,
+        extra: &[(&str, String)],
+        credentials_for: &Origin,
+    ) -> Vec<(String, String)> {
+        let cross_origin = url.origin() != *credentials_for;
+        let mut out = Vec::new();
+        let mut user_cookie = None;
+        for (name, value) in self.headers.iter() {
+            let lower = name.to_ascii_lowercase();
+            if matches!(lower.as_str(), "range" | "if-range" | "accept-encoding") {
+                continue;
+            }
+            if CREDENTIAL_HEADERS.contains(&lower.as_str()) && cross_origin {
+                continue;
+            }
+            if lower == "cookie" {
+                user_cookie = Some(value.clone());
+                continue;
+            }
+            out.push((name.clone(), value.clone()));
+        }
+        for (name, value) in extra {
+            out.push((name.to_string(), value.clone()));
+        }
+        if let Some(cookie) = self.cookie_header(url, user_cookie) {
+            out.push(("cookie".to_string(), cookie));
+        }
+        out
+    }
+
     /// The `Cookie` header for `url`: the user's own (same origin only), then
     /// the jar's matching cookies. `Secure` cookies go over https only, loopback
     /// included (cookie_store would send them to `http://127.0.0.1`, as browsers
@@ -491,9 +523,9 @@ impl Session {
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
-    fn store_cookies(&self, url: &Url, response: &Response<ureq::Body>) {
-        let values: Vec<&str> = response
-            .headers()
+    /// Stores the `Set-Cookie` headers of an answer from `url` in the jar.
+    pub(crate) fn store_cookies(&self, url: &Url, headers: &http::HeaderMap) {
+        let values: Vec<&str> = headers
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())

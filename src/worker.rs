@@ -25,6 +25,7 @@ use crate::plan::Plan;
 use crate::probe::{content_length, header, parse_content_range};
 use crate::progress::Counters;
 use crate::session::Session;
+use crate::wire;
 
 /// The buffers of all connections together stay within this budget: each
 /// connection has ureq's input buffer and a worker buffer of
@@ -72,6 +73,10 @@ pub(crate) struct Job<'a> {
     /// No request before this moment: a server's `Retry-After` (or a backoff
     /// after a 429/503) speaks to the whole client, not one connection.
     pub not_before: Mutex<Option<Instant>>,
+    /// Whether workers fetch on their own connections ([`crate::wire`]);
+    /// cleared when the server answers in a way only ureq reads (a chunked
+    /// `206`).
+    pub direct: AtomicBool,
 }
 
 /// Why a worker stopped early.
@@ -122,7 +127,10 @@ impl Job<'_> {
 /// retire and give my segment back" cannot interleave, so a segment given
 /// back is always seen by a worker that is still running.
 pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
-    let mut buf = vec![0u8; job.buffer];
+    let mut means = Means {
+        conn: None,
+        buf: Vec::new(),
+    };
     loop {
         if job.halted() {
             return job.leave(None, Ok(()));
@@ -137,7 +145,7 @@ pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
                 }
             }
         };
-        match fetch_segment(job, a.segment, &mut buf) {
+        match fetch_segment(job, a.segment, &mut means) {
             Ok(Done::Segment) => job.plan().release(a.segment),
             // The segment went back to the plan when the worker retired.
             Ok(Done::Retired) => return Ok(()),
@@ -147,6 +155,14 @@ pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
             }
         }
     }
+}
+
+/// What a worker fetches with: its own connection (plain http, kept alive
+/// from one request to the next) and the buffer for bodies read through ureq
+/// (allocated on first use).
+struct Means {
+    conn: Option<wire::Conn>,
+    buf: Vec<u8>,
 }
 
 /// How a worker left a segment.
@@ -200,7 +216,7 @@ impl Job<'_> {
 }
 
 /// Fetches what is left of segment `seg`, retrying as needed.
-fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<Done, Stop> {
+fn fetch_segment(job: &Job<'_>, seg: usize, means: &mut Means) -> Result<Done, Stop> {
     let mut failures = 0u32;
     loop {
         if job.halted() {
@@ -210,7 +226,7 @@ fn fetch_segment(job: &Job<'_>, seg: usize, buf: &mut [u8]) -> Result<Done, Stop
         if pos >= end {
             return Ok(Done::Segment);
         }
-        match fetch_range(job, seg, pos, end, buf) {
+        match fetch_range(job, seg, pos, end, means) {
             Ok(()) => {}
             Err(Attempt::Stop(s)) => return Err(s),
             // "Too many requests" or "unavailable": one connection fewer, if
@@ -340,13 +356,14 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     )
 }
 
-/// One request for `[pos, end)` of segment `seg`.
+/// One request for `[pos, end)` of segment `seg`: on the worker's own
+/// connection where [`wire`] can take it, else through ureq.
 fn fetch_range(
     job: &Job<'_>,
     seg: usize,
     pos: u64,
     end: u64,
-    buf: &mut [u8],
+    means: &mut Means,
 ) -> Result<(), Attempt> {
     let mut headers = vec![("range", format!("bytes={}-{}", pos, end - 1))];
     if let Some(v) = if_range_value(job.etag.as_deref(), job.last_modified.as_deref()) {
@@ -355,6 +372,35 @@ fn fetch_range(
     job.wait_turn();
     let src = &job.source;
     let sent = Instant::now();
+    if job.direct.load(Ordering::Relaxed) {
+        let (head, conn) = wire::get(src.session, &mut means.conn, src.url, &headers, src.origin)
+            .map_err(classify)?;
+        src.session.store_cookies(src.url, &head.headers);
+        let redirect = (300..400).contains(&head.status) && head.headers.contains_key("location");
+        if !redirect && (head.status != 206 || head.length.is_some()) {
+            job.plan().set_latency(sent.elapsed().as_secs_f64());
+            check_status(job, head.status, &head.headers, src.url)?;
+            check_partial(&head.headers, pos, end, job)?;
+            if head.length != Some(end - pos) {
+                return Err(Attempt::Stop(Stop::Fallback(format!(
+                    "asked for {} bytes, the server answered Content-Length {:?}",
+                    end - pos,
+                    head.length
+                ))));
+            }
+            let mut body = wire::Body::new(conn, end - pos, job.buffer);
+            job.counters.connection_started();
+            let result = stream_range(job, seg, pos, &mut body, src.url);
+            job.counters.connection_ended();
+            return result;
+        }
+        // A redirect, or a body only ureq reads (chunked): ureq takes it from
+        // here, and takes the rest of the download too when it was the body.
+        if !redirect {
+            job.direct.store(false, Ordering::Relaxed);
+        }
+        means.conn = None;
+    }
     let fetched = src
         .session
         .send("GET", src.url, &headers, src.origin)
@@ -362,73 +408,83 @@ fn fetch_range(
     job.plan().set_latency(sent.elapsed().as_secs_f64());
     let url = &fetched.url;
     let resp = fetched.response;
-    match resp.status().as_u16() {
-        206 => {}
+    check_status(job, resp.status().as_u16(), resp.headers(), url)?;
+    check_partial(resp.headers(), pos, end, job)?;
+    if means.buf.is_empty() {
+        means.buf = vec![0; job.buffer];
+    }
+    let mut body = UreqBody {
+        reader: resp.into_body().into_reader(),
+        buf: &mut means.buf,
+        held: 0,
+    };
+    job.counters.connection_started();
+    let result = stream_range(job, seg, pos, &mut body, url);
+    job.counters.connection_ended();
+    result
+}
+
+/// What an answer's status means for a ranged request: `Ok` for a `206`.
+fn check_status(
+    job: &Job<'_>,
+    status: u16,
+    h: &ureq::http::HeaderMap,
+    url: &Url,
+) -> Result<(), Attempt> {
+    match status {
+        206 => Ok(()),
         200 => {
             // With If-Range, a 200 means either "changed" or "I ignore ranges":
             // the validators on the answer tell which.
-            let h = resp.headers();
             let changed = match (&job.etag, header(h, "etag")) {
                 (Some(a), Some(b)) => *a != b,
                 _ => {
                     matches!((&job.last_modified, header(h, "last-modified")), (Some(a), Some(b)) if *a != b)
                 }
             };
-            return Err(Attempt::Stop(if changed {
+            Err(Attempt::Stop(if changed {
                 Stop::Changed {
                     why: "the file changed on the server during the download".into(),
                     length: false,
                 }
             } else {
                 Stop::Fallback("server ignored the byte range request".into())
-            }));
+            }))
         }
-        416 => {
-            // The range no longer exists: the file shrank.
-            return Err(Attempt::Stop(Stop::Changed {
-                why: "the file changed on the server: the range asked for is no longer there (416)"
-                    .into(),
-                length: true,
-            }));
-        }
+        // The range no longer exists: the file shrank.
+        416 => Err(Attempt::Stop(Stop::Changed {
+            why: "the file changed on the server: the range asked for is no longer there (416)"
+                .into(),
+            length: true,
+        })),
         s if retryable_status(s) => {
-            let retry_after = header(resp.headers(), "retry-after")
+            let retry_after = header(h, "retry-after")
                 .as_deref()
                 .and_then(parse_retry_after);
-            return Err(Attempt::Retry(
+            Err(Attempt::Retry(
                 Error::HttpStatus {
                     url: url.to_string(),
                     status: s,
                 },
                 retry_after,
-            ));
+            ))
         }
-        s => {
-            return Err(Attempt::Stop(Stop::Failed(Error::HttpStatus {
-                url: url.to_string(),
-                status: s,
-            })));
-        }
+        s => Err(Attempt::Stop(Stop::Failed(Error::HttpStatus {
+            url: url.to_string(),
+            status: s,
+        }))),
     }
-    check_partial(&resp, pos, end, job)?;
-
-    let mut reader = resp.into_body().into_reader();
-    job.counters.connection_started();
-    let result = stream_range(job, seg, pos, &mut reader, buf, url);
-    job.counters.connection_ended();
-    result
 }
 
 /// Checks a `206` before any of its bytes are written: `Content-Range` must be
 /// exactly the range asked for, with the known total; the validators and the
 /// `Content-Encoding` must be the probe's.
 fn check_partial(
-    resp: &Response<ureq::Body>,
+    h: &ureq::http::HeaderMap,
     pos: u64,
     end: u64,
     job: &Job<'_>,
 ) -> Result<(), Attempt> {
-    let h = resp.headers();
     let cr = header(h, "content-range").unwrap_or_default();
     let parsed = parse_content_range(&cr);
     if let Some(total) = parsed.and_then(|c| c.total)
@@ -476,14 +532,52 @@ fn check_partial(
     Ok(())
 }
 
+/// A response body on its way into the file: bytes are received first, then
+/// written once the plan says how many of them are still wanted.
+trait Incoming {
+    /// Receives up to `max` more bytes; 0 when the body ended.
+    fn receive(&mut self, max: usize) -> std::io::Result<usize>;
+    /// Writes the first `n` received bytes at `offset`; the rest are dropped.
+    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error>;
+}
+
+/// A body read through ureq, into the worker's buffer.
+struct UreqBody<'b, R> {
+    reader: R,
+    buf: &'b mut [u8],
+    held: usize,
+}
+
+impl<R: Read> Incoming for UreqBody<'_, R> {
+    fn receive(&mut self, max: usize) -> std::io::Result<usize> {
+        let max = max.min(self.buf.len());
+        self.held = self.reader.read(&mut self.buf[..max])?;
+        Ok(self.held)
+    }
+
+    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error> {
+        let n = n.min(std::mem::take(&mut self.held));
+        file.write_at(&self.buf[..n], offset)
+    }
+}
+
+impl Incoming for wire::Body<'_> {
+    fn receive(&mut self, max: usize) -> std::io::Result<usize> {
+        wire::Body::receive(self, max)
+    }
+
+    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error> {
+        wire::Body::write(self, file, n, offset)
+    }
+}
+
 /// Streams a validated `206` body into the file at `pos`, claiming each chunk
 /// from the plan first (the segment's end may have moved down by stealing).
 fn stream_range(
     job: &Job<'_>,
     seg: usize,
     mut pos: u64,
-    reader: &mut impl Read,
-    buf: &mut [u8],
+    body: &mut impl Incoming,
     url: &Url,
 ) -> Result<(), Attempt> {
     let started = Instant::now();
@@ -494,7 +588,7 @@ fn stream_range(
         if job.halted() {
             return Ok(());
         }
-        let n = match reader.read(buf) {
+        let n = match body.receive(job.buffer) {
             Ok(0) => {
                 let (_, end) = job.plan().position(seg);
                 if pos < end {
@@ -511,10 +605,21 @@ fn stream_range(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
+                let reason = if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    format!(
+                        "the connection stalled: no data for {:.0} s",
+                        window.as_secs_f64()
+                    )
+                } else {
+                    format!("connection broke: {e}")
+                };
                 return Err(Attempt::Retry(
                     Error::Network {
                         url: url.to_string(),
-                        reason: format!("connection broke: {e}"),
+                        reason,
                         transient: true,
                     },
                     None,
@@ -536,10 +641,9 @@ fn stream_range(
             let (now, end) = plan.position(seg);
             (take, now >= end)
         };
+        body.write(job.file, take as usize, pos)
+            .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;
         if take > 0 {
-            job.file
-                .write_at(&buf[..take as usize], pos)
-                .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;
             job.plan().commit(seg, take);
             job.counters.add(take);
             pos += take;

@@ -124,6 +124,117 @@ fn a_slow_connection_has_its_work_stolen() {
     );
 }
 
+/// The ranged `GET`s of `server`'s log (the probe's `0-0` included).
+fn ranged_gets(server: &FixtureServer) -> Vec<rangeget_fixture::LoggedRequest> {
+    server
+        .log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.header("range").is_some())
+        .collect()
+}
+
+/// One connection crawls while the other steals from it, so each worker sends
+/// several requests: the workers' own connections carry them.
+fn stolen_from_slow(options: FileOptions) -> (FixtureServer, Vec<u8>) {
+    serve(
+        4 << 20,
+        FileOptions {
+            rate_limit: Some(16 << 20),
+            slow_range: Some((0, 512 << 10)),
+            ..options
+        },
+    )
+}
+
+#[test]
+fn workers_keep_their_connections_alive_between_ranges() {
+    let (server, body) = stolen_from_slow(FileOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let s = Download::new(server.url("/f.bin"))
+        .connections(2)
+        .dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    let gets: Vec<_> = ranged_gets(&server)
+        .into_iter()
+        .filter(|r| r.status == 206 && r.header("range") != Some("bytes=0-0"))
+        .collect();
+    let mut conns: Vec<u64> = gets.iter().map(|r| r.conn).collect();
+    conns.sort();
+    conns.dedup();
+    assert!(
+        gets.len() > conns.len(),
+        "{} ranged GETs on {} connections: none was reused",
+        gets.len(),
+        conns.len()
+    );
+}
+
+#[test]
+fn a_kept_alive_connection_the_server_closed_is_replaced_without_a_retry() {
+    // The server hangs up after every body without saying so: each reuse finds
+    // the connection dead before any answer, and asks again on a new one. With
+    // no retries allowed, counting that as a failure would fail the download.
+    let (server, body) = stolen_from_slow(FileOptions {
+        silent_close: true,
+        ..FileOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = Download::new(server.url("/f.bin"))
+        .connections(2)
+        .retries(0)
+        .dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    let gets = ranged_gets(&server);
+    assert!(gets.len() > 3, "no range was stolen: {gets:?}");
+    assert!(gets.iter().all(|r| r.status == 206), "{gets:?}");
+}
+
+#[test]
+fn every_ranged_request_carries_the_session_headers_and_url_credentials() {
+    let (server, body) = serve(3 << 20, FileOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let url = server
+        .url("/f.bin")
+        .replace("127.0.0.1", "ann:s3cret@127.0.0.1");
+    let session = rangeget::Session::builder()
+        .user_agent("probe-agent/1")
+        .header("X-Trace", "t-1")
+        .build();
+    let s = Download::new(url)
+        .session(session)
+        .connections(3)
+        .dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    let gets = ranged_gets(&server);
+    assert!(gets.len() >= 3, "{gets:?}");
+    for r in &gets {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Basic YW5uOnMzY3JldA=="),
+            "{r:?}"
+        );
+        assert_eq!(r.header("user-agent"), Some("probe-agent/1"), "{r:?}");
+        assert_eq!(r.header("x-trace"), Some("t-1"), "{r:?}");
+        assert_eq!(r.header("accept-encoding"), Some("identity"), "{r:?}");
+        assert_eq!(
+            r.header("host"),
+            Some(
+                server
+                    .url("")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+            ),
+            "{r:?}"
+        );
+    }
+}
+
 #[test]
 fn progress_snapshots_reach_the_total_once_finished() {
     let (server, body) = serve(3 << 20, FileOptions::default());

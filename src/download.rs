@@ -121,6 +121,9 @@ struct Checkpoint<'a> {
     /// How often to sync; `None`: never (the written ranges still survive a
     /// killed process, not a power loss).
     sync_every: Option<Duration>,
+    /// When this run began writing, and how many bytes the file had then: the
+    /// run's rate tells when it will end.
+    began: (Instant, u64),
 }
 
 impl<'a> Checkpoint<'a> {
@@ -142,18 +145,36 @@ impl<'a> Checkpoint<'a> {
             warned: AtomicBool::new(false),
             notice,
             sync_every,
+            began: (Instant::now(), job.plan().written()),
         }
     }
 
-    /// Records the written ranges; with `sync`, or when a sync is due, syncs
-    /// the file first and records them as done (never when syncing is off). A failure is told once and does not stop
-    /// the download (only resuming would suffer).
+    /// Whether, at this run's rate so far, the last byte should be written
+    /// within `within`: then a sync would mostly delay the end (writers wait
+    /// for it, and so does the finish) to protect less than `within` of work.
+    fn ending_within(&self, within: Duration) -> bool {
+        let (written, total) = {
+            let plan = self.job.plan();
+            (plan.written(), plan.total())
+        };
+        let elapsed = self.began.0.elapsed().as_secs_f64();
+        let rate = written.saturating_sub(self.began.1) as f64 / elapsed.max(1e-3);
+        rate > 0.0 && (total.saturating_sub(written) as f64) < rate * within.as_secs_f64()
+    }
+
+    /// Records the written ranges; with `sync`, or when a sync is due (and the
+    /// download is not about to end), syncs the file first and records them as
+    /// done (never when syncing is off). A failure is told once and does not
+    /// stop the download (only resuming would suffer).
     fn save(&self, sync: bool) {
         let ranges = self.job.plan().written_ranges();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let (recorded, sync_due) = &*last;
         let sync = match self.sync_every {
-            Some(_) => (sync || Instant::now() >= *sync_due) && recorded.done != ranges,
+            Some(every) => {
+                (sync || (Instant::now() >= *sync_due && !self.ending_within(every)))
+                    && recorded.done != ranges
+            }
             None => false,
         };
         if !sync && recorded.written == ranges {

@@ -259,3 +259,39 @@ fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes() {
         assert!(noticed(&notices, "resuming"), "{notices:?}");
     }
 }
+
+#[test]
+fn a_long_download_syncs_as_it_goes_but_not_just_before_its_end() {
+    // One connection at 4 MiB/s: 2 s for 8 MiB, a sync due every 300 ms.
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(LEN, 9);
+    server.file("/f.bin", body.clone(), slow());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("f.bin.rangeget");
+    let synced = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let seen = Arc::clone(&synced);
+    let s = Download::new(server.url("/f.bin"))
+        .connections(1)
+        .dir(dir.path())
+        .sync_every(Some(std::time::Duration::from_millis(300)))
+        .progress(move |_| {
+            if let Some(st) = rangeget::state::State::load(&state) {
+                let done: u64 = st.done.iter().map(|r| r.end - r.start).sum();
+                seen.lock().unwrap().push(done);
+            }
+        })
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    let synced = synced.lock().unwrap();
+    let last = synced.iter().copied().max().unwrap_or(0);
+    // Synced along the way...
+    assert!(last > 0, "no sync during a 2 s download: {synced:?}");
+    // ...but none in the last 300 ms (1.2 MiB at this rate): it would only
+    // have delayed the end.
+    assert!(
+        last < LEN as u64 - (1 << 20),
+        "a sync {} bytes before the end: {synced:?}",
+        LEN as u64 - last
+    );
+}

@@ -44,6 +44,23 @@ pub struct CancelHandle {
 struct CancelInner {
     flag: AtomicBool,
     agent: Mutex<Option<ureq::Agent>>,
+    /// The workers' own connections ([`crate::wire`]), by number.
+    sockets: Mutex<Vec<(u64, std::net::TcpStream)>>,
+    next_socket: std::sync::atomic::AtomicU64,
+}
+
+/// A connection that [`CancelHandle::cancel`] shuts down; dropping this
+/// forgets it.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    handle: CancelHandle,
+    id: u64,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.handle.sockets().retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl CancelHandle {
@@ -60,6 +77,28 @@ impl CancelHandle {
             // Closes every connection of the agent: blocked reads return at once.
             agent.shutdown();
         }
+        for (_, socket) in self.sockets().iter() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn sockets(&self) -> std::sync::MutexGuard<'_, Vec<(u64, std::net::TcpStream)>> {
+        self.inner.sockets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shuts `socket` down when the download is cancelled (at once if it is
+    /// already), so that a read blocked on a silent server returns.
+    pub(crate) fn watch(&self, socket: &std::net::TcpStream) -> Option<Watched> {
+        let clone = socket.try_clone().ok()?;
+        let id = self.inner.next_socket.fetch_add(1, Ordering::Relaxed);
+        self.sockets().push((id, clone));
+        if self.is_cancelled() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        Some(Watched {
+            handle: self.clone(),
+            id,
+        })
     }
 
     /// Whether [`CancelHandle::cancel`] was called.

@@ -21,6 +21,7 @@ use std::time::Duration;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 use url::{Origin, Url};
 
+use crate::download::{CancelHandle, Watched};
 use crate::error::Error;
 use crate::output::PartFile;
 use crate::session::Session;
@@ -34,6 +35,8 @@ const MAX_HEADERS: usize = 128;
 /// One keep-alive connection to one `host:port`.
 pub(crate) struct Conn {
     stream: TcpStream,
+    /// Shuts the stream down if the download is cancelled.
+    _watched: Option<Watched>,
     /// `host:port` it is connected to.
     authority: String,
     /// Bytes read past the current response's head (its body's first bytes),
@@ -80,9 +83,11 @@ pub(crate) fn usable(session: &Session, url: &Url) -> bool {
 
 /// Sends `GET url` with `extra` headers on `slot`'s connection (reused when it
 /// goes to the same `host:port`, else a new one) and reads the response head.
-/// The body is left on the connection for [`Body`].
+/// The body is left on the connection for [`Body`]. A new connection is shut
+/// down when `cancel` is.
 pub(crate) fn get<'s>(
     session: &Session,
+    cancel: &CancelHandle,
     slot: &'s mut Option<Conn>,
     url: &Url,
     extra: &[(&str, String)],
@@ -118,7 +123,7 @@ pub(crate) fn get<'s>(
     }
     let conn = match slot {
         Some(conn) => conn,
-        None => slot.insert(Conn::open(session, url, host, port, key)?),
+        None => slot.insert(Conn::open(session, cancel, url, host, port, key)?),
     };
     let head = match answer {
         Some(head) => head,
@@ -185,6 +190,7 @@ enum Exchange {
 impl Conn {
     fn open(
         session: &Session,
+        cancel: &CancelHandle,
         url: &Url,
         host: &str,
         port: u16,
@@ -221,6 +227,7 @@ impl Conn {
             .and_then(|()| stream.set_write_timeout(timeout));
         setup.map_err(|e| fail(format!("cannot set up the connection: {e}"), true))?;
         Ok(Conn {
+            _watched: cancel.watch(&stream),
             stream,
             authority,
             buf: Vec::new(),

@@ -373,8 +373,15 @@ fn fetch_range(
     let src = &job.source;
     let sent = Instant::now();
     if job.direct.load(Ordering::Relaxed) {
-        let (head, conn) = wire::get(src.session, &mut means.conn, src.url, &headers, src.origin)
-            .map_err(classify)?;
+        let (head, conn) = wire::get(
+            src.session,
+            src.cancel,
+            &mut means.conn,
+            src.url,
+            &headers,
+            src.origin,
+        )
+        .map_err(classify)?;
         src.session.store_cookies(src.url, &head.headers);
         let redirect = (300..400).contains(&head.status) && head.headers.contains_key("location");
         if !redirect && (head.status != 206 || head.length.is_some()) {

@@ -632,3 +632,34 @@ fn cancel_stops_a_running_download_promptly_and_keeps_nothing_final() {
     );
     assert!(!dir.path().join("f.bin").exists());
 }
+
+#[test]
+fn cancel_interrupts_connections_that_wait_on_a_silent_server() {
+    // Every body stops after 64 KiB and stays silent for 20 s: the workers sit
+    // in a read when the cancel comes, and must not wait for the read timeout.
+    let (server, _) = serve(
+        8 << 20,
+        FileOptions {
+            stall_after: Some((64 << 10, std::time::Duration::from_secs(20), 100)),
+            ..FileOptions::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let download = Download::new(server.url("/f.bin"))
+        .connections(4)
+        .dir(dir.path());
+    let cancel = download.cancel_handle();
+    let download = download.progress(move |s| {
+        if s.downloaded >= 4 * (64 << 10) {
+            cancel.cancel();
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = download.run().unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+}

@@ -735,6 +735,9 @@ impl Download {
             active: std::sync::atomic::AtomicUsize::new(workers),
             not_before: Mutex::new(None),
             direct: AtomicBool::new(crate::wire::usable(session, url)),
+            began: Instant::now(),
+            idle: std::sync::Condvar::new(),
+            reading: Mutex::new(Vec::new()),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {

@@ -9,6 +9,13 @@
 //! the second half of the unfinished segment with the most bytes left becomes a
 //! new segment, and the victim's `end` shrinks, which its worker learns the next
 //! time it calls [`Plan::claim`].
+//!
+//! The endgame: a request that has delivered nothing for [`STALLED_AFTER`]
+//! (the caller passes the time; the plan has no clock) is stolen from first and
+//! whole, however little it has left, so that a connection hanging on the
+//! last bytes does not hold the download until its read timeout. The
+//! [`Assignment`] names the worker it was taken from, whose read the caller can
+//! interrupt.
 
 use std::ops::Range;
 
@@ -35,6 +42,9 @@ pub struct Segment {
     pub owner: Option<usize>,
     /// The measured rate of its current request, bytes per second, if known.
     pub rate: Option<f64>,
+    /// When its request last delivered bytes (or was handed out), in the
+    /// caller's seconds: a long silence marks it stalled.
+    pub heard: f64,
 }
 
 impl Segment {
@@ -59,7 +69,18 @@ pub struct Assignment {
     pub start: u64,
     /// One past the last byte, as of now.
     pub end: u64,
+    /// `(worker, segment)` when this is the whole rest of a stalled segment,
+    /// taken from that worker: its request can be interrupted.
+    pub taken_over: Option<(usize, usize)>,
 }
+
+/// A request that delivered nothing for this many seconds (and for at least
+/// [`STALL_LATENCIES`] times the measured time to a first byte) is stalled:
+/// an idle worker takes over everything it had left (the endgame).
+pub const STALLED_AFTER: f64 = 1.0;
+
+/// See [`STALLED_AFTER`].
+pub const STALL_LATENCIES: f64 = 4.0;
 
 /// The split of a file into segments and who fetches which.
 #[derive(Clone, Debug)]
@@ -94,6 +115,7 @@ impl Plan {
                     end,
                     owner: None,
                     rate: None,
+                    heard: 0.0,
                 }
             })
             .collect();
@@ -132,6 +154,7 @@ impl Plan {
                 end: r.end,
                 owner: None,
                 rate: None,
+                heard: 0.0,
             });
         }
         for hole in holes {
@@ -153,6 +176,7 @@ impl Plan {
                     end,
                     owner: None,
                     rate: None,
+                    heard: 0.0,
                 });
             }
         }
@@ -203,6 +227,13 @@ impl Plan {
     /// most bytes left, if that half is at least `min_steal` bytes. `None` when
     /// there is nothing worth taking.
     pub fn next(&mut self, worker: usize) -> Option<Assignment> {
+        self.next_at(worker, 0.0)
+    }
+
+    /// [`Plan::next`] at time `now` (seconds, the clock of [`Plan::heard`]): a
+    /// stalled segment (see [`STALLED_AFTER`]) is stolen from first, and
+    /// whole, however little it has left.
+    pub fn next_at(&mut self, worker: usize, now: f64) -> Option<Assignment> {
         if let Some(i) = self
             .segments
             .iter()
@@ -211,14 +242,23 @@ impl Plan {
             .max_by_key(|(i, s)| (s.remaining(), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)
         {
-            return Some(self.assign(i, worker));
+            return Some(self.assign(i, worker, now));
         }
-        self.steal(worker)
+        self.steal(worker, now)
+    }
+
+    /// Records that segment `i`'s request delivered bytes at `now`.
+    pub fn heard(&mut self, i: usize, now: f64) {
+        self.segments[i].heard = now;
+    }
+
+    fn stalled(&self, s: &Segment, now: f64) -> bool {
+        now - s.heard >= STALLED_AFTER.max(STALL_LATENCIES * self.latency)
     }
 
     /// Splits the owned segment expected to finish last and gives its tail to
     /// `worker`.
-    fn steal(&mut self, worker: usize) -> Option<Assignment> {
+    fn steal(&mut self, worker: usize, now: f64) -> Option<Assignment> {
         let known: Vec<f64> = self
             .segments
             .iter()
@@ -232,23 +272,34 @@ impl Plan {
             (Some(r), Some(_)) => s.remaining() as f64 / r,
             _ => s.remaining() as f64,
         };
+        // A stalled request will never finish by itself: it goes first.
         let (victim, _) = self
             .segments
             .iter()
             .enumerate()
             .filter(|(_, s)| s.owner.is_some() && !s.is_finished())
-            .map(|(i, s)| (i, cost(s)))
+            .map(|(i, s)| {
+                let c = if self.stalled(s, now) {
+                    f64::INFINITY
+                } else {
+                    cost(s)
+                };
+                (i, c)
+            })
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
         let v = &self.segments[victim];
         let remaining = v.remaining();
+        let stalled = self.stalled(v, now);
         let keep = match (v.rate.filter(|r| *r > 0.0).or(mean), mean) {
+            _ if stalled => 0,
             (Some(rv), Some(rt)) => split_keep(remaining, rv, rt, self.latency),
             _ => remaining - remaining / 2,
         };
         let take = remaining - keep;
-        if take < self.min_steal {
+        if take == 0 || (take < self.min_steal && !stalled) {
             return None;
         }
+        let taken_over = stalled.then(|| (v.owner.unwrap_or(usize::MAX), victim));
         let v = &mut self.segments[victim];
         let mid = v.end - take;
         let end = v.end;
@@ -260,9 +311,13 @@ impl Plan {
             end,
             owner: None,
             rate: None,
+            heard: 0.0,
         });
         let i = self.segments.len() - 1;
-        Some(self.assign(i, worker))
+        Some(Assignment {
+            taken_over,
+            ..self.assign(i, worker, now)
+        })
     }
 
     /// Records the measured rate (bytes per second) of segment `i`'s request.
@@ -280,14 +335,16 @@ impl Plan {
         };
     }
 
-    fn assign(&mut self, i: usize, worker: usize) -> Assignment {
+    fn assign(&mut self, i: usize, worker: usize, now: f64) -> Assignment {
         let s = &mut self.segments[i];
         s.owner = Some(worker);
         s.rate = None;
+        s.heard = now;
         Assignment {
             segment: i,
             start: s.pos,
             end: s.end,
+            taken_over: None,
         }
     }
 
@@ -549,6 +606,41 @@ mod tests {
     }
 
     #[test]
+    fn a_stalled_segment_is_taken_over_whole() {
+        let mut plan = Plan::new(1000, 2, 100, 200);
+        let a = plan.next_at(0, 0.0).unwrap();
+        let b = plan.next_at(1, 0.0).unwrap();
+        // b goes silent after 450 bytes; a finishes its 500 at 0.9 s.
+        plan.claim(b.segment, 450);
+        plan.heard(b.segment, 0.1);
+        plan.claim(a.segment, 500);
+        plan.heard(a.segment, 0.9);
+        plan.release(a.segment);
+        // 50 bytes left in b, far below min_steal: not stolen while it is heard from...
+        assert_eq!(plan.next_at(0, 1.0), None);
+        // ...but taken whole once silent for STALLED_AFTER.
+        let t = plan.next_at(0, 0.1 + STALLED_AFTER).expect("take over");
+        assert_eq!((t.start, t.end), (950, 1000));
+        assert_eq!(t.taken_over, Some((1, b.segment)));
+        assert_eq!(plan.position(b.segment), (950, 950));
+        assert_tiles(&plan);
+        // The thief's own request is fresh: not stalled at once.
+        assert_eq!(plan.next_at(1, 0.2 + STALLED_AFTER), None);
+    }
+
+    #[test]
+    fn slow_first_bytes_stretch_the_stall_limit() {
+        // Halves of 500 are below min_steal: only a stall lets anything be taken.
+        let mut plan = Plan::new(1000, 2, 100, 400);
+        plan.set_latency(0.5);
+        plan.next_at(0, 0.0).unwrap();
+        plan.next_at(1, 0.0).unwrap();
+        // 4 x 0.5 s: silent for 1.5 s is not yet stalled, 2 s is.
+        assert_eq!(plan.next_at(2, 1.5), None);
+        assert!(plan.next_at(2, 2.0).is_some_and(|a| a.taken_over.is_some()));
+    }
+
+    #[test]
     // A list holding one range is what these cases mean, not a range of numbers.
     #[allow(clippy::single_range_in_vec_init)]
     fn merge_and_complement() {
@@ -608,13 +700,16 @@ mod tests {
             let mut owned: Vec<Option<usize>> = vec![None; workers];
             let mut claimed: Vec<Range<u64>> = Vec::new();
             let mut steps = 0;
+            // A clock that runs at random speed: silent workers get taken over.
+            let mut now = 0.0;
             loop {
                 steps += 1;
                 assert!(steps < 1_000_000, "no progress");
+                now += rng.below(100) as f64 / 1000.0;
                 let w = rng.below(workers as u64) as usize;
                 match owned[w] {
                     None => {
-                        owned[w] = plan.next(w).map(|a| a.segment);
+                        owned[w] = plan.next_at(w, now).map(|a| a.segment);
                         if owned.iter().all(Option::is_none) {
                             break;
                         }
@@ -632,6 +727,7 @@ mod tests {
                             owned[w] = None;
                         } else {
                             claimed.push(pos..pos + n);
+                            plan.heard(seg, now);
                             plan.commit(seg, n);
                         }
                     }

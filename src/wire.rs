@@ -188,6 +188,11 @@ enum Exchange {
 }
 
 impl Conn {
+    /// The socket.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     fn open(
         session: &Session,
         cancel: &CancelHandle,

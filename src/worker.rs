@@ -77,6 +77,15 @@ pub(crate) struct Job<'a> {
     /// cleared when the server answers in a way only ureq reads (a chunked
     /// `206`).
     pub direct: AtomicBool,
+    /// When the download began: the plan's clock.
+    pub began: Instant,
+    /// Idle workers wait here (with the plan's lock) for a segment to be given
+    /// back or the plan to complete, and look for stalls meanwhile.
+    pub idle: std::sync::Condvar,
+    /// Each worker's current connection of its own and the segment it
+    /// fetches there, so that another worker that takes the segment over can
+    /// wake it from a read on a silent server.
+    pub reading: Mutex<Vec<Option<(usize, std::net::TcpStream)>>>,
 }
 
 /// Why a worker stopped early.
@@ -110,6 +119,35 @@ impl Job<'_> {
         self.plan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Seconds since the download began.
+    fn now(&self) -> f64 {
+        self.began.elapsed().as_secs_f64()
+    }
+
+    fn reading(&self) -> std::sync::MutexGuard<'_, Vec<Option<(usize, std::net::TcpStream)>>> {
+        self.reading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records (or, with `None`, forgets) the connection `worker` reads
+    /// segment `seg` from.
+    fn read_from(&self, worker: usize, seg: usize, stream: Option<&std::net::TcpStream>) {
+        let mut reading = self.reading();
+        if reading.len() <= worker {
+            reading.resize_with(worker + 1, || None);
+        }
+        reading[worker] = stream.and_then(|s| s.try_clone().ok()).map(|s| (seg, s));
+    }
+
+    /// Shuts down the connection `worker` reads segment `seg` from, if it
+    /// still does: the segment was taken over, its request stalled.
+    fn interrupt(&self, worker: usize, seg: usize) {
+        if let Some(Some((s, stream))) = self.reading().get(worker)
+            && *s == seg
+        {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     fn halt(&self) {
         self.stop.store(true, Ordering::Release);
     }
@@ -127,7 +165,15 @@ impl Job<'_> {
 /// retire and give my segment back" cannot interleave, so a segment given
 /// back is always seen by a worker that is still running.
 pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
+    let result = run_worker(job, worker);
+    // Whatever this worker leaves, the idle ones should look at it now.
+    job.idle.notify_all();
+    result
+}
+
+fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
     let mut means = Means {
+        worker,
         conn: None,
         buf: Vec::new(),
     };
@@ -135,18 +181,35 @@ pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
         if job.halted() {
             return job.leave(None, Ok(()));
         }
-        let a = {
+        let next = {
             let mut plan = job.plan();
-            match plan.next(worker) {
-                Some(a) => a,
-                None => {
+            match plan.next_at(worker, job.now()) {
+                Some(a) => Some(a),
+                None if plan.is_complete() => {
                     job.active.fetch_sub(1, Ordering::AcqRel);
                     return Ok(());
                 }
+                None => None,
             }
         };
+        // Nothing to take now, but not everything is fetched: a request may
+        // stall, or fail and give its segment back. Look again then, or in a
+        // while.
+        let Some(a) = next else {
+            let plan = job.plan();
+            if !plan.is_complete() {
+                let _ = job.idle.wait_timeout(plan, IDLE_LOOK);
+            }
+            continue;
+        };
+        if let Some((w, seg)) = a.taken_over {
+            job.interrupt(w, seg);
+        }
         match fetch_segment(job, a.segment, &mut means) {
-            Ok(Done::Segment) => job.plan().release(a.segment),
+            Ok(Done::Segment) => {
+                job.plan().release(a.segment);
+                job.idle.notify_all();
+            }
             // The segment went back to the plan when the worker retired.
             Ok(Done::Retired) => return Ok(()),
             Err(stop) => {
@@ -157,10 +220,15 @@ pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
     }
 }
 
+/// How often a worker with nothing to do looks for a stalled request to take
+/// over (see [`crate::plan::STALLED_AFTER`]).
+pub const IDLE_LOOK: Duration = Duration::from_millis(100);
+
 /// What a worker fetches with: its own connection (plain http, kept alive
 /// from one request to the next) and the buffer for bodies read through ureq
 /// (allocated on first use).
 struct Means {
+    worker: usize,
     conn: Option<wire::Conn>,
     buf: Vec<u8>,
 }
@@ -199,6 +267,8 @@ impl Job<'_> {
             plan.release(s);
         }
         self.active.fetch_sub(1, Ordering::AcqRel);
+        drop(plan);
+        self.idle.notify_all();
         result
     }
 
@@ -211,6 +281,8 @@ impl Job<'_> {
         }
         plan.release(seg);
         self.active.fetch_sub(1, Ordering::AcqRel);
+        drop(plan);
+        self.idle.notify_all();
         true
     }
 }
@@ -244,7 +316,11 @@ fn fetch_segment(job: &Job<'_>, seg: usize, means: &mut Means) -> Result<Done, S
                 // Only real progress renews the retry budget: a body cut short
                 // again and again after a few bytes must end, not crawl on.
                 let (now, end_now) = job.plan().position(seg);
-                if now - pos >= RETRY_RENEWING_PROGRESS || now >= end_now {
+                if now >= end_now {
+                    // Taken over (or stolen) while it failed: nothing is left.
+                    return Ok(Done::Segment);
+                }
+                if now - pos >= RETRY_RENEWING_PROGRESS {
                     failures = 0;
                 }
                 failures += 1;
@@ -395,10 +471,12 @@ fn fetch_range(
                     head.length
                 ))));
             }
+            job.read_from(means.worker, seg, Some(conn.stream()));
             let mut body = wire::Body::new(conn, end - pos, job.buffer);
             job.counters.connection_started();
             let result = stream_range(job, seg, pos, &mut body, src.url);
             job.counters.connection_ended();
+            job.read_from(means.worker, seg, None);
             return result;
         }
         // A redirect, or a body only ureq reads (chunked): ureq takes it from
@@ -641,6 +719,7 @@ fn stream_range(
         let (take, finished) = {
             let mut plan = job.plan();
             let take = plan.claim(seg, n as u64);
+            plan.heard(seg, job.now());
             // The rate steers stealing; the first instants are too noisy to tell.
             if elapsed >= 0.05 {
                 plan.set_rate(seg, received as f64 / elapsed);

@@ -663,3 +663,34 @@ fn cancel_interrupts_connections_that_wait_on_a_silent_server() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_connection_that_stalls_near_its_end_is_overtaken() {
+    // The first body goes silent for 20 s after 1.5 MiB; the read timeout is
+    // 10 s. The others finish within 0.2 s and must fetch what it still holds
+    // rather than wait for it: the endgame.
+    let (server, body) = serve(
+        8 << 20,
+        FileOptions {
+            rate_limit: Some(16 << 20),
+            stall_after: Some((3 << 19, std::time::Duration::from_secs(20), 1)),
+            ..FileOptions::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let session = rangeget::Session::builder()
+        .read_timeout(std::time::Duration::from_secs(10))
+        .build();
+    let s = Download::new(server.url("/f.bin"))
+        .session(session)
+        .connections(4)
+        .dir(dir.path())
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    assert!(
+        s.elapsed < std::time::Duration::from_secs(3),
+        "waited for the stalled connection: {:?}",
+        s.elapsed
+    );
+}

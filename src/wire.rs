@@ -146,7 +146,10 @@ fn build_request(
     let headers = session.request_headers(url, extra, credentials_for);
     let has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
-    let mut out = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\n");
+    let mut out = format!("GET {target} HTTP/1.1\r\n");
+    if !has("host") {
+        out.push_str(&format!("Host: {authority}\r\n"));
+    }
     if !has("user-agent") {
         out.push_str(&format!("User-Agent: {}\r\n", session.user_agent()));
     }
@@ -575,6 +578,53 @@ mod tests {
                 .is_none()
         );
         assert!(parse_head(b"HTTP/1.1 2x6 OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn request_heads_have_one_host_and_the_users_headers() {
+        let url = Url::parse("http://127.0.0.1:8080/a%20b?x=1").unwrap();
+        let plain = Session::builder().build();
+        let head = String::from_utf8(build_request(
+            &plain,
+            &url,
+            "127.0.0.1:8080",
+            &[("range", "bytes=0-9".into())],
+            &url.origin(),
+        ))
+        .unwrap();
+        assert!(
+            head.starts_with("GET /a%20b?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nrange: bytes=0-9\r\n") && head.ends_with("\r\n\r\n"),
+            "{head}"
+        );
+        // A Host (and User-Agent) of the user's replaces ours, as with ureq.
+        let custom = Session::builder()
+            .header("Host", "example.org")
+            .header("User-Agent", "me/1")
+            .build();
+        let head = String::from_utf8(build_request(
+            &custom,
+            &url,
+            "127.0.0.1:8080",
+            &[],
+            &url.origin(),
+        ))
+        .unwrap();
+        let lines: Vec<&str> = head.lines().collect();
+        let named = |n: &str| {
+            lines
+                .iter()
+                .filter(|l| l.to_ascii_lowercase().starts_with(n))
+                .count()
+        };
+        assert_eq!((named("host:"), named("user-agent:")), (1, 1), "{head}");
+        assert!(
+            head.contains("Host: example.org\r\n") && head.contains("User-Agent: me/1\r\n"),
+            "{head}"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ CAP = 20_000_000  # bytes per second per request in B, C and L
 SLOW = 2_000_000  # the request covering byte 0 in C
 DELAY_MS = 25
 RANGEGET = os.path.join(ROOT, "target", "release", "rangeget")
+BARE = os.path.join(WORK, "bare_client")  # bench/bare_client.rs: what the server allows
 started = []  # processes to stop
 
 
@@ -53,6 +54,8 @@ def ensure_tools():
         sh("apt-get update -qq")
         sh(["apt-get", "install", "-y", "-qq"] + need, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     sh(["cargo", "build", "--release", "--quiet", "--bin", "rangeget"], cwd=ROOT)
+    os.makedirs(WORK, exist_ok=True)
+    sh(["rustc", "--edition", "2024", "-O", os.path.join(ROOT, "bench", "bare_client.rs"), "-o", BARE])
 
 
 def free_port():
@@ -159,6 +162,13 @@ def tools(n, url, out):
     return t
 
 
+def reference(n, url, out, size):
+    """The bare splice client (bench/bare_client.rs): not a downloader, a
+    yardstick for what the server and the machine allow at this N."""
+    port, path = url.split(":")[2].split("/", 1)
+    return {"bare client (reference)": [BARE, port, path, str(size), str(n), out]}
+
+
 def warm(directory, size):
     """Writes and deletes a scratch file of 1.5 x `size` next to the output.
 
@@ -200,7 +210,10 @@ def measure(scenario, n, port, path, size, ideal, results):
     url = f"http://127.0.0.1:{port}/{path}"
     out = os.path.join(WORK, "out", path)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    for tool, cmd in tools(n, url, out).items():
+    every = tools(n, url, out)
+    if scenario == "B":
+        every.update(reference(n, url, out, size))
+    for tool, cmd in every.items():
         if scenario == "A" and tool == "aria2c -k1M":
             continue
         runs = []
@@ -233,7 +246,7 @@ def table(results):
     for r in results:
         groups.setdefault((r["scenario"], r["n"]), []).append(r)
     for (sc, n), rows in groups.items():
-        others = [r["mbps"] for r in rows if not r["tool"].startswith("rangeget")]
+        others = [r["mbps"] for r in rows if not r["tool"].startswith(("rangeget", "bare"))]
         best = max(others) if others else None
         for r in rows:
             ratio = f"{r['mbps'] / best:.2f}x" if r["tool"] == "rangeget" and best else ""
@@ -269,7 +282,10 @@ def goals(results):
             line(ratio >= 2.5 and r["cpu_per_gb"] <= 0.6,
                  f"A N={r['n']}: {ratio:.2f}x curl (goal >= 2.5x), {r['cpu_per_gb']:.2f} CPU s/GB (goal <= 0.6){alone}")
         elif r["scenario"] in "BC":
-            line(r["ideal"] >= 98, f"{r['scenario']} N={r['n']}: {r['ideal']:.1f} % of ideal (goal >= 98)")
+            bare = [b for b in results if b["tool"].startswith("bare") and
+                    (b["scenario"], b["n"]) == (r["scenario"], r["n"])]
+            also = f"; the bare client: {bare[0]['ideal']:.1f} %" if bare else ""
+            line(r["ideal"] >= 98, f"{r['scenario']} N={r['n']}: {r['ideal']:.1f} % of ideal (goal >= 98){also}")
         elif r["scenario"] == "L":
             line(r["ideal"] >= 92, f"L N={r['n']}: {r['ideal']:.1f} % of ideal (goal >= 92)")
         if r["scenario"] == "B" and r["n"] == 16:

@@ -610,27 +610,37 @@ fn cancel_stops_a_running_download_promptly_and_keeps_nothing_final() {
             ..FileOptions::default()
         },
     );
+    // Cancel from the progress thread as soon as bytes flow.
+    let (e, took, dir) = cancelled_once(&server, 1);
+    assert_eq!(e.exit_code(), 130);
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "cancel took {took:?}"
+    );
+    assert!(!dir.path().join("f.bin").exists());
+}
+
+/// Downloads `/f.bin` on 4 connections and cancels it from the progress
+/// callback once `bytes` have arrived: the error, how long the run took, and
+/// its directory.
+fn cancelled_once(
+    server: &FixtureServer,
+    bytes: u64,
+) -> (Error, std::time::Duration, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let download = Download::new(server.url("/f.bin"))
         .connections(4)
         .dir(dir.path());
     let cancel = download.cancel_handle();
-    // Cancel from the progress thread as soon as bytes flow.
     let download = download.progress(move |s| {
-        if s.downloaded > 0 {
+        if s.downloaded >= bytes {
             cancel.cancel();
         }
     });
     let started = std::time::Instant::now();
     let e = download.run().unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
-    assert_eq!(e.exit_code(), 130);
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(1500),
-        "cancel took {:?}",
-        started.elapsed()
-    );
-    assert!(!dir.path().join("f.bin").exists());
+    (e, started.elapsed(), dir)
 }
 
 #[test]
@@ -644,23 +654,10 @@ fn cancel_interrupts_connections_that_wait_on_a_silent_server() {
             ..FileOptions::default()
         },
     );
-    let dir = tempfile::tempdir().unwrap();
-    let download = Download::new(server.url("/f.bin"))
-        .connections(4)
-        .dir(dir.path());
-    let cancel = download.cancel_handle();
-    let download = download.progress(move |s| {
-        if s.downloaded >= 4 * (64 << 10) {
-            cancel.cancel();
-        }
-    });
-    let started = std::time::Instant::now();
-    let e = download.run().unwrap_err();
-    assert!(matches!(e, Error::Cancelled), "{e}");
+    let (_, took, _dir) = cancelled_once(&server, 4 * (64 << 10));
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
-        "cancel took {:?}",
-        started.elapsed()
+        took < std::time::Duration::from_secs(3),
+        "cancel took {took:?}"
     );
 }
 

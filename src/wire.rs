@@ -44,7 +44,10 @@ pub(crate) struct Conn {
     buf: Vec<u8>,
     start: usize,
     /// Whether the next request may be sent on this connection: the last
-    /// body was read whole and the server keeps the connection open.
+    /// body was read whole and the server keeps the connection open. False
+    /// from the moment a request is sent until [`Body::write`] has taken the
+    /// last byte of its answer, so a body dropped early, or an answer whose
+    /// body is never read, leaves it false.
     reusable: bool,
     /// Whether the server keeps the connection open after the current body.
     keep_alive: bool,
@@ -389,7 +392,8 @@ enum Held {
 }
 
 /// The body of a response read by [`get`]: `left` bytes still to come on the
-/// connection. Dropped before the end, it leaves the connection unusable.
+/// connection. Dropped before the end, it leaves the connection unusable
+/// (see [`Conn`]'s `reusable`).
 pub(crate) struct Body<'c> {
     conn: &'c mut Conn,
     left: u64,
@@ -478,16 +482,10 @@ impl<'c> Body<'c> {
                 conn.start += k;
                 self.left -= k as u64;
                 file.write_at(&conn.buf[at..at + n.min(k)], offset)?;
-                if n < k {
-                    conn.reusable = false;
-                }
             }
             #[cfg(target_os = "linux")]
             Held::Pipe(k) => {
                 self.left -= k as u64;
-                if n < k {
-                    conn.reusable = false;
-                }
                 let Some((r, _)) = &conn.pipe else {
                     return Ok(());
                 };
@@ -512,12 +510,10 @@ impl<'c> Body<'c> {
 
 impl Drop for Body<'_> {
     fn drop(&mut self) {
-        if self.left > 0 {
-            self.conn.reusable = false;
-            #[cfg(target_os = "linux")]
-            if matches!(self.held, Held::Pipe(_)) {
-                self.conn.pipe = None;
-            }
+        // Bytes received but never written must not reach the next body.
+        #[cfg(target_os = "linux")]
+        if matches!(self.held, Held::Pipe(_)) {
+            self.conn.pipe = None;
         }
     }
 }

@@ -42,7 +42,7 @@ impl Checksum {
 
     /// The SHA-256 a response's `Repr-Digest` (RFC 9530) or `Digest` (RFC 3230)
     /// header announces, if any.
-    pub fn from_headers(h: &HeaderMap) -> Option<Checksum> {
+    pub(crate) fn from_headers(h: &HeaderMap) -> Option<Checksum> {
         for v in h.get_all("repr-digest") {
             for member in v.to_str().ok()?.split(',') {
                 let Some((k, val)) = member.split_once('=') else {
@@ -160,6 +160,11 @@ impl PrefixHasher {
             self.hashed += n as u64;
         }
         Ok(())
+    }
+
+    /// How many bytes have been hashed.
+    pub fn hashed(&self) -> u64 {
+        self.hashed
     }
 
     /// The digest of everything hashed.

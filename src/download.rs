@@ -1,22 +1,26 @@
 //! The flow, end to end: URL → probe → plan → workers → output file → finish.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
+use crate::cancel::CancelHandle;
+use crate::checkpoint::{CHECKPOINT_EVERY, Checkpoint, SYNC_EVERY};
 use crate::checksum::{Checksum, PrefixHasher};
 use crate::error::Error;
+use crate::http::parse_url;
 use crate::output::{self, PartFile};
 use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
-use crate::session::Session;
+use crate::session::{Fetched, Session};
 use crate::state::{self, State};
-use crate::worker::{self, Job, Source, Stop};
+use crate::transport::buffer_size;
+use crate::worker::{self, Expect, Job, Source, Stop};
 
 /// The most connections one download may use.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -24,116 +28,13 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// The default number of connections.
 pub const DEFAULT_CONNECTIONS: usize = 8;
 
-/// The default number of retries of one range (or of the single stream) without
-/// progress before the download fails.
+/// The default number of retries of the same bytes (or of the single
+/// stream) without progress before the download fails.
 pub const DEFAULT_RETRIES: u32 = 5;
 
 /// A notice callback: told things the user should know ("server does not
 /// support ranges: using 1 connection").
 pub type NoticeFn = Box<dyn Fn(&str) + Send + Sync>;
-
-/// Stops a running [`Download`] from another thread (a Ctrl-C handler, a UI):
-/// the workers stop at their next chunk, requests in flight are interrupted,
-/// and [`Download::run`] returns [`Error::Cancelled`]. Cheap to clone.
-#[derive(Clone, Debug, Default)]
-pub struct CancelHandle {
-    inner: Arc<CancelInner>,
-}
-
-#[derive(Debug, Default)]
-struct CancelInner {
-    flag: AtomicBool,
-    agent: Mutex<Option<ureq::Agent>>,
-    /// The workers' own connections ([`crate::wire`]), by number.
-    sockets: Mutex<Vec<(u64, std::net::TcpStream)>>,
-    next_socket: std::sync::atomic::AtomicU64,
-}
-
-/// A connection that [`CancelHandle::cancel`] shuts down; dropping this
-/// forgets it.
-#[derive(Debug)]
-pub(crate) struct Watched {
-    handle: CancelHandle,
-    id: u64,
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        self.handle.sockets().retain(|(id, _)| *id != self.id);
-    }
-}
-
-impl CancelHandle {
-    /// Cancels the download (at once if it is running, at its start otherwise).
-    pub fn cancel(&self) {
-        self.inner.flag.store(true, Ordering::Release);
-        let agent = self
-            .inner
-            .agent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(agent) = agent {
-            // Closes every connection of the agent: blocked reads return at once.
-            agent.shutdown();
-        }
-        for (_, socket) in self.sockets().iter() {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn sockets(&self) -> std::sync::MutexGuard<'_, Vec<(u64, std::net::TcpStream)>> {
-        self.inner.sockets.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Shuts `socket` down when the download is cancelled (at once if it is
-    /// already), so that a read blocked on a silent server returns.
-    pub(crate) fn watch(&self, socket: &std::net::TcpStream) -> Option<Watched> {
-        let clone = socket.try_clone().ok()?;
-        let id = self.inner.next_socket.fetch_add(1, Ordering::Relaxed);
-        self.sockets().push((id, clone));
-        if self.is_cancelled() {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
-        Some(Watched {
-            handle: self.clone(),
-            id,
-        })
-    }
-
-    /// Whether [`CancelHandle::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.inner.flag.load(Ordering::Acquire)
-    }
-
-    /// Remembers the agent to shut down on cancel (or shuts it down now).
-    fn attach(&self, agent: &ureq::Agent) {
-        *self.inner.agent.lock().unwrap_or_else(|e| e.into_inner()) = Some(agent.clone());
-        if self.is_cancelled() {
-            self.cancel();
-        }
-    }
-
-    /// Sleeps for `d`, waking early when cancelled.
-    pub(crate) fn sleep(&self, d: Duration) {
-        let end = Instant::now() + d;
-        while !self.is_cancelled() {
-            let now = Instant::now();
-            if now >= end {
-                return;
-            }
-            thread::sleep((end - now).min(Duration::from_millis(50)));
-        }
-    }
-}
-
-/// How often the written ranges are recorded in the control file (without
-/// syncing): a killed process loses at most about this much work.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
-
-/// How often the file is synced (`fdatasync`) and the synced ranges recorded,
-/// by default: a power loss loses at most about this much work.
-pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// How a transfer ended, when it did not fail.
 enum Outcome {
@@ -145,119 +46,6 @@ enum Outcome {
     },
     /// The resource is not the version the probe saw: start over.
     Changed { why: String, length: bool },
-}
-
-/// Records the written ranges in the control file often, and the synced ones
-/// about once a second (see [`state`]).
-struct Checkpoint<'a> {
-    job: &'a Job<'a>,
-    state: State,
-    path: &'a Path,
-    /// What was recorded last, and when the next sync is due.
-    last: Mutex<(State, Instant)>,
-    warned: AtomicBool,
-    notice: &'a Option<NoticeFn>,
-    /// How often to sync; `None`: never (the written ranges still survive a
-    /// killed process, not a power loss).
-    sync_every: Option<Duration>,
-    /// When this run began writing, and how many bytes the file had then: the
-    /// run's rate tells when it will end.
-    began: (Instant, u64),
-}
-
-impl<'a> Checkpoint<'a> {
-    fn new(
-        job: &'a Job<'a>,
-        state: State,
-        path: &'a Path,
-        notice: &'a Option<NoticeFn>,
-        sync_every: Option<Duration>,
-    ) -> Checkpoint<'a> {
-        Checkpoint {
-            job,
-            last: Mutex::new((
-                state.clone(),
-                Instant::now() + sync_every.unwrap_or(SYNC_EVERY),
-            )),
-            state,
-            path,
-            warned: AtomicBool::new(false),
-            notice,
-            sync_every,
-            began: (Instant::now(), job.plan().written()),
-        }
-    }
-
-    /// Whether, at this run's rate so far, the last byte should be written
-    /// within `within`: then a sync would mostly delay the end (writers wait
-    /// for it, and so does the finish) to protect less than `within` of work.
-    fn ending_within(&self, within: Duration) -> bool {
-        let (written, total) = {
-            let plan = self.job.plan();
-            (plan.written(), plan.total())
-        };
-        let elapsed = self.began.0.elapsed().as_secs_f64();
-        let rate = written.saturating_sub(self.began.1) as f64 / elapsed.max(1e-3);
-        rate > 0.0 && (total.saturating_sub(written) as f64) < rate * within.as_secs_f64()
-    }
-
-    /// Records the written ranges; with `sync`, or when a sync is due (and the
-    /// download is not about to end), syncs the file first and records them as
-    /// done (never when syncing is off). A failure is told once and does not
-    /// stop the download (only resuming would suffer).
-    fn save(&self, sync: bool) {
-        let ranges = self.job.plan().written_ranges();
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let (recorded, sync_due) = &*last;
-        let sync = match self.sync_every {
-            Some(every) => {
-                (sync || (Instant::now() >= *sync_due && !self.ending_within(every)))
-                    && recorded.done != ranges
-            }
-            None => false,
-        };
-        if !sync && recorded.written == ranges {
-            return;
-        }
-        let state = State {
-            done: if sync {
-                ranges.clone()
-            } else {
-                recorded.done.clone()
-            },
-            written: ranges,
-            ..self.state.clone()
-        };
-        let began = Instant::now();
-        let result = if sync {
-            self.job
-                .file
-                .sync_data()
-                .and_then(|()| state.save(self.path, true))
-        } else {
-            state.save(self.path, false)
-        };
-        match result {
-            Ok(()) => {
-                // The next sync is due after the interval, or later when syncing
-                // is slow, so that it takes no more than about a tenth of the
-                // time: a second of a fast link is a lot to flush, and writers
-                // wait on the file system's journal meanwhile.
-                let next = match (sync, self.sync_every) {
-                    (true, Some(every)) => Instant::now() + every.max(began.elapsed() * 9),
-                    _ => *sync_due,
-                };
-                *last = (state, next);
-            }
-            Err(e) => {
-                if !self.warned.swap(true, Ordering::Relaxed)
-                    && let Some(f) = self.notice
-                {
-                    f(&format!("cannot record progress for resuming: {e}"));
-                }
-            }
-        }
-    }
 }
 
 /// Turns "no space left on device" into an error that says how much is needed.
@@ -317,6 +105,9 @@ pub struct Summary {
     pub connections: usize,
     /// Whether the file was fetched in ranges (false: one stream).
     pub segmented: bool,
+    /// The transport that carried the probe: `"wire"` (rangeget's own
+    /// connections) or `"ureq"`.
+    pub transport: &'static str,
     /// What the probe learned.
     pub resource: Resource,
 }
@@ -353,7 +144,7 @@ impl Download {
             session: None,
             progress: None,
             notice: None,
-            cancel: CancelHandle::default(),
+            cancel: CancelHandle::new(),
         }
     }
 
@@ -389,7 +180,9 @@ impl Download {
         self
     }
 
-    /// Retries of one range without progress before giving up (default 5).
+    /// Retries of the same bytes without progress before giving up (default
+    /// 5): the budget belongs to the bytes, whichever connection fetches
+    /// them, and 1 MiB of progress renews it.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -490,7 +283,6 @@ impl Download {
             Some(s) => s,
             None => Session::builder().max_connections(self.connections).build(),
         };
-        self.cancel.attach(session.agent());
         let mut progress = self.progress.take();
         let counters = Counters::default();
 
@@ -499,7 +291,7 @@ impl Download {
         let mut trust_head = true;
         let mut restarted = false;
         loop {
-            let probed = self.probe(&session, &url, trust_head)?;
+            let probed = probe::probe(&session, &url, trust_head, self.retries, &self.cancel)?;
             let resource = probed.resource;
             let path = self.choose_path(&url, &resource);
             let state_file = state::state_path(&path);
@@ -572,6 +364,7 @@ impl Download {
                         elapsed: started.elapsed(),
                         connections: counters.max_connections(),
                         segmented,
+                        transport: probed.transport,
                         resource,
                     });
                 }
@@ -588,31 +381,6 @@ impl Download {
                     // A HEAD that gave another length than GET is not asked again.
                     trust_head &= !length;
                 }
-            }
-        }
-    }
-
-    /// Probes `url`, retrying what may pass (a 503 with Retry-After, a reset)
-    /// as the workers do, at most `retries` times.
-    fn probe(
-        &self,
-        session: &Session,
-        url: &Url,
-        trust_head: bool,
-    ) -> Result<probe::Probed, Error> {
-        let mut failures = 0;
-        loop {
-            match probe::probe(session, url, trust_head) {
-                Ok(p) => return Ok(p),
-                Err(e) if e.is_transient() && failures < self.retries => {
-                    failures += 1;
-                    self.cancel
-                        .sleep(worker::wait_before_retry(failures, e.retry_after));
-                    if self.cancel.is_cancelled() {
-                        return Err(Error::Cancelled);
-                    }
-                }
-                Err(e) => return Err(e.error),
             }
         }
     }
@@ -665,7 +433,7 @@ impl Download {
         &self,
         session: &Session,
         resource: &Resource,
-        probe_body: Option<ureq::http::Response<ureq::Body>>,
+        probe_body: Option<Fetched>,
         file: &PartFile,
         counters: &Counters,
         resume: Option<&State>,
@@ -723,21 +491,22 @@ impl Download {
             .clamp(1, self.connections);
         let job = Job {
             source: source(),
-            total,
             file,
             plan: Mutex::new(plan),
             counters,
-            etag: resource.etag.clone(),
-            last_modified: resource.last_modified.clone(),
-            content_encoding: resource.content_encoding.clone(),
+            expect: Expect {
+                total,
+                etag: resource.etag.clone(),
+                last_modified: resource.last_modified.clone(),
+                content_encoding: resource.content_encoding.clone(),
+            },
             stop: AtomicBool::new(false),
-            buffer: worker::buffer_size(self.connections),
-            active: std::sync::atomic::AtomicUsize::new(workers),
+            buffer: buffer_size(self.connections),
+            active: AtomicUsize::new(workers),
             not_before: Mutex::new(None),
-            direct: AtomicBool::new(crate::wire::usable(session, url)),
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
-            reading: Mutex::new(Vec::new()),
+            lines: (0..workers).map(|_| self.cancel.line()).collect(),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {
@@ -746,7 +515,14 @@ impl Download {
             start.done = st.done.clone();
             start.written = st.usable().to_vec();
         }
-        let checkpoint = Checkpoint::new(&job, start, state_file, &self.notice, self.sync_every);
+        let notice = &self.notice;
+        let tell = move |m: &str| {
+            if let Some(f) = notice {
+                f(m)
+            }
+        };
+        let checkpoint =
+            Checkpoint::new(&job.plan, file, start, state_file, &tell, self.sync_every);
         let workers_done = AtomicBool::new(false);
         let mut hasher = hash.then(PrefixHasher::new);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
@@ -862,23 +638,4 @@ impl Download {
             _ => name,
         }
     }
-}
-
-/// Parses a URL given by a user: it must be absolute, `http` or `https`, with a host.
-pub fn parse_url(s: &str) -> Result<Url, Error> {
-    let bad = |reason: String| Error::InvalidUrl {
-        url: s.to_string(),
-        reason,
-    };
-    let url = Url::parse(s.trim()).map_err(|e| bad(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!(
-            "unsupported scheme {:?}: only http and https are supported",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host".into()));
-    }
-    Ok(url)
 }

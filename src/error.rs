@@ -193,63 +193,11 @@ impl Error {
         }
     }
 
-    /// A ureq error: the server breaking HTTP (a malformed header, say) is a
-    /// protocol error; anything else is the network's.
-    pub(crate) fn network(url: &url::Url, err: &ureq::Error) -> Error {
-        match err {
-            ureq::Error::Protocol(_) | ureq::Error::BodyExceedsLimit(_) => Error::Protocol {
-                url: url.to_string(),
-                reason: format!("the server broke HTTP: {err}"),
-            },
-            _ => Error::Network {
-                url: url.to_string(),
-                reason: describe_ureq_error(err),
-                transient: is_transient(err),
-            },
-        }
-    }
-
     pub(crate) fn protocol(url: &url::Url, reason: impl Into<String>) -> Error {
         Error::Protocol {
             url: url.to_string(),
             reason: reason.into(),
         }
-    }
-}
-
-/// Whether an HTTP status may go away on its own, so that the request is worth
-/// retrying: 408, 429 and every 5xx.
-pub(crate) fn retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
-}
-
-/// Whether a ureq error may go away on its own.
-fn is_transient(err: &ureq::Error) -> bool {
-    use std::io::ErrorKind::*;
-    match err {
-        ureq::Error::Timeout(_) => true,
-        ureq::Error::Io(e) => matches!(
-            e.kind(),
-            ConnectionReset
-                | ConnectionAborted
-                | BrokenPipe
-                | UnexpectedEof
-                | TimedOut
-                | Interrupted
-        ),
-        _ => false,
-    }
-}
-
-/// A ureq error in words a user can act on.
-pub(crate) fn describe_ureq_error(err: &ureq::Error) -> String {
-    match err {
-        ureq::Error::HostNotFound => "host not found: check the host name".into(),
-        ureq::Error::ConnectionFailed => "connection refused or unreachable".into(),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::Io(e) => format!("connection error: {e}"),
-        ureq::Error::Tls(e) => format!("TLS error: {e}"),
-        other => other.to_string(),
     }
 }
 

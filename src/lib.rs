@@ -1,74 +1,105 @@
 //! rangeget downloads a file over HTTP(S) with many connections at once.
 //!
-//! The flow runs one way, one module per stage:
-//!
-//! ```text
-//! URL ──► probe ──► plan ──► workers (N threads) ──► output file ──► finish
-//!          └── session: one ureq Agent + one cookie jar, shared by all ──┘
-//! progress: workers bump atomic counters; a timer thread polls them
-//! ```
-//!
-//! - [`probe`]: one request learns the length, range support, validators,
-//!   final URL and `Content-Disposition`.
-//! - [`plan`]: pure code that splits `[0, len)` into segments and re-splits
-//!   them when a worker runs dry (work stealing).
-//! - `worker`: threads that fetch ranges and write them at their offsets
-//!   (`FileExt::write_all_at`), or one stream when ranges are not served.
-//! - [`output`]: `NAME.part`, renamed to `NAME` only when complete.
-//! - [`session`]: the agent and cookie jar; [`progress`]: counters, a timer,
-//!   snapshots and the terminal bar; [`urlparse`]: Python's `urllib.parse`.
-//!
-//! # Example
-//!
-//! Download a file from a local server over four connections, watching the
-//! progress:
-//!
-//! ```
+//! ```no_run
 //! use rangeget::Download;
-//! use rangeget_fixture::{FixtureServer, FileOptions, pseudo_random_bytes};
 //!
-//! let server = FixtureServer::start().unwrap();
-//! let body = pseudo_random_bytes(3_000_000, 7);
-//! server.file("/data.bin", body.clone(), FileOptions::default());
-//! let dir = tempfile::tempdir().unwrap();
-//!
-//! let summary = Download::new(server.url("/data.bin"))
-//!     .connections(4)
-//!     .dir(dir.path())
+//! let summary = Download::new("https://example.com/big.iso")
+//!     .connections(8)
+//!     .dir("downloads")
 //!     .progress(|s| {
-//!         if s.finished {
-//!             println!("{} of {:?} bytes", s.downloaded, s.total);
+//!         if let Some(done) = s.complete_rate() {
+//!             eprint!("\r{:5.1} %", done * 100.0);
 //!         }
 //!     })
 //!     .run()?;
-//!
-//! assert_eq!(summary.path, dir.path().join("data.bin"));
-//! assert_eq!(std::fs::read(&summary.path).unwrap(), body);
-//! assert!(summary.segmented);
+//! println!("saved {} ({} bytes)", summary.path.display(), summary.bytes);
 //! # Ok::<(), rangeget::Error>(())
 //! ```
+//!
+//! Every failure is one [`Error`]; its [`Error::exit_code`] is what the
+//! `rangeget` command exits with. A [`Session`] (headers, timeouts, TLS, one
+//! cookie jar) can be shared by several downloads, and a [`CancelHandle`]
+//! stops a running one from another thread.
+//!
+//! # How a download flows
+//!
+//! The data runs one way, one module per stage:
+//!
+//! ```text
+//! URL ──► probe ──► plan ──► workers (N threads) ──► output file ──► finish
+//!          └── session: headers, cookie jar, redirects ──► transport (own connections | ureq)
+//! progress: workers bump atomic counters; a timer thread polls them
+//! ```
+//!
+//! 1. `probe`: one request learns the length, range support, validators,
+//!    final URL and `Content-Disposition`.
+//! 2. `plan`: pure code that splits `[0, len)` into segments, re-splits them
+//!    when a worker runs dry (work stealing), takes a silent request over
+//!    (the endgame), and keeps each segment's retry budget.
+//! 3. `worker`: threads that fetch ranges, judge each answer once for every
+//!    transport, and write the bytes at their offsets; or one stream when
+//!    ranges are not served.
+//! 4. `output` and `checkpoint`: `NAME.part`, preallocated, and its control
+//!    file `NAME.rangeget` (`state`), recorded as the download goes.
+//! 5. `download`: the finish: checksums, the rename to `NAME`.
+//!
+//! Beside the flow: `session` (headers, cookies, redirects) over
+//! `transport` (the seam: rangeget's own HTTP/1.1 connections for plain
+//! http, ureq for https and proxies), `progress` (counters, a timer,
+//! [`Snapshot`], [`TerminalBar`]), and [`urlparse`] (Python's
+//! `urllib.parse`). Under everything, the ground floor that every stage
+//! shares: `error`, `cancel`, `http` (header rules) and `retry` (the one
+//! retry policy).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod checksum;
-pub mod cookies;
-mod download;
+// The ground floor: what every stage shares.
+mod cancel;
 mod error;
-pub mod output;
-pub mod plan;
-pub mod probe;
-pub mod progress;
-pub mod session;
-pub mod state;
+mod http;
+mod retry;
+
+// Beside the flow.
+mod cookies;
+mod progress;
+mod session;
+mod transport;
 pub mod urlparse;
-mod wire;
+
+// The stages, in the order data passes through them.
+mod checkpoint;
+mod checksum;
+mod download;
+mod output;
+mod plan;
+mod probe;
+mod state;
 mod worker;
 
+pub use cancel::CancelHandle;
+pub use checkpoint::{CHECKPOINT_EVERY, SYNC_EVERY};
 pub use checksum::Checksum;
 pub use download::{
-    CHECKPOINT_EVERY, CancelHandle, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download,
-    MAX_CONNECTIONS, NoticeFn, SYNC_EVERY, Summary, parse_url,
+    DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn, Summary,
 };
 pub use error::Error;
-pub use progress::{Snapshot, TerminalBar};
-pub use session::{Page, Session};
+pub use http::parse_url;
+pub use probe::{RangeSupport, Resource};
+pub use progress::{ProgressFn, Snapshot, TerminalBar};
+pub use session::{
+    Cookie, DEFAULT_USER_AGENT, Engine, MAX_REDIRECTS, Page, Session, SessionBuilder,
+};
+
+/// Internals with no stability promise: what the download's stages are made
+/// of, for tests, tools and the curious. They may change in any release, as
+/// ureq's `unversioned` does.
+pub mod unversioned {
+    pub use crate::output::{name_from_content_disposition, name_from_url, part_path, sanitize};
+    pub use crate::plan::{Assignment, MIN_SEGMENT, MIN_STEAL, Plan, Segment, segment_count};
+    pub use crate::retry::{
+        Budget, FLOOR_BYTES, MAX_RETRY_WAIT, RENEWING_PROGRESS, max_backoff_total,
+    };
+    pub use crate::state::{State, state_path};
+    pub use crate::transport::{BUFFER_BUDGET, buffer_size};
+}

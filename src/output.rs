@@ -249,36 +249,11 @@ impl PartFile {
             .map_err(|e| Error::io(&self.part, "write", e))
     }
 
-    /// Moves exactly `len` bytes from the pipe `from` into the file at
-    /// `offset`, without copying them through user space (`splice`).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn splice_at(
-        &self,
-        from: std::os::fd::BorrowedFd<'_>,
-        mut offset: u64,
-        len: usize,
-    ) -> Result<(), Error> {
+    /// Runs `f` on the open file in this writer's turn (see [`PartFile`]):
+    /// for writes that do not go through [`PartFile::write_at`] (a splice).
+    pub(crate) fn in_turn<R>(&self, f: impl FnOnce(&File) -> R) -> R {
         let _turn = self.turn();
-        let mut left = len;
-        while left > 0 {
-            match rustix::pipe::splice(
-                from,
-                None,
-                &self.file,
-                Some(&mut offset),
-                left,
-                rustix::pipe::SpliceFlags::MOVE,
-            ) {
-                Ok(0) => {
-                    let e = io::Error::other("the pipe ran dry");
-                    return Err(Error::io(&self.part, "write", e));
-                }
-                Ok(n) => left -= n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Error::io(&self.part, "write", e.into())),
-            }
-        }
-        Ok(())
+        f(&self.file)
     }
 
     fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -291,11 +266,6 @@ impl PartFile {
         self.file
             .set_len(len)
             .map_err(|e| Error::io(&self.part, "set the file's size", e))
-    }
-
-    /// The final path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The `.part` path.

@@ -16,8 +16,17 @@
 //! last bytes does not hold the download until its read timeout. The
 //! [`Assignment`] names the worker it was taken from, whose read the caller can
 //! interrupt.
+//!
+//! Retries belong to the bytes: each segment keeps a [`Budget`] of failed
+//! attempts. A failed attempt gives the segment back with a time before which
+//! no worker takes it (its backoff), a stolen tail and a taken-over rest keep
+//! the failures counted so far, and a takeover counts as a failed attempt of
+//! the silent request. So the number of tries on some bytes does not depend
+//! on which thread, or how many, fetch them.
 
 use std::ops::Range;
+
+use crate::retry::Budget;
 
 /// The default smallest segment: a file is split into at most `len / MIN_SEGMENT`
 /// segments, so a small file does not open many connections.
@@ -45,9 +54,31 @@ pub struct Segment {
     /// When its request last delivered bytes (or was handed out), in the
     /// caller's seconds: a long silence marks it stalled.
     pub heard: f64,
+    /// Where its current request started (the cursor when it was handed out).
+    pub attempt_from: u64,
+    /// The failed attempts on these bytes.
+    pub budget: Budget,
+    /// No worker takes it before this time (a retry's backoff).
+    pub not_before: f64,
 }
 
 impl Segment {
+    /// A segment `[start, end)` with nothing fetched and no failure.
+    pub fn new(start: u64, end: u64) -> Segment {
+        Segment {
+            start,
+            pos: start,
+            written: start,
+            end,
+            owner: None,
+            rate: None,
+            heard: 0.0,
+            attempt_from: start,
+            budget: Budget::default(),
+            not_before: 0.0,
+        }
+    }
+
     /// Bytes still to fetch.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos
@@ -90,6 +121,8 @@ pub struct Plan {
     segments: Vec<Segment>,
     /// Seconds from sending a request to its first byte, as measured.
     latency: f64,
+    /// Failed attempts anywhere since the last byte was written anywhere.
+    stale_failures: u32,
 }
 
 /// How many segments `total` bytes should start with for `connections`
@@ -105,25 +138,14 @@ impl Plan {
     pub fn new(total: u64, connections: usize, min_segment: u64, min_steal: u64) -> Plan {
         let n = segment_count(total, connections, min_segment) as u64;
         let segments = (0..n)
-            .map(|i| {
-                let start = total * i / n;
-                let end = total * (i + 1) / n;
-                Segment {
-                    start,
-                    pos: start,
-                    written: start,
-                    end,
-                    owner: None,
-                    rate: None,
-                    heard: 0.0,
-                }
-            })
+            .map(|i| Segment::new(total * i / n, total * (i + 1) / n))
             .collect();
         Plan {
             total,
             min_steal: min_steal.max(1),
             segments,
             latency: 0.0,
+            stale_failures: 0,
         }
     }
 
@@ -143,18 +165,15 @@ impl Plan {
             min_steal: min_steal.max(1),
             segments: Vec::new(),
             latency: 0.0,
+            stale_failures: 0,
         };
         let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
         // The done part: finished segments, so the plan still tiles [0, total).
         for r in merge(done, total) {
             plan.segments.push(Segment {
-                start: r.start,
                 pos: r.end,
                 written: r.end,
-                end: r.end,
-                owner: None,
-                rate: None,
-                heard: 0.0,
+                ..Segment::new(r.start, r.end)
             });
         }
         for hole in holes {
@@ -167,17 +186,10 @@ impl Plan {
             };
             let n = segment_count(len, share, min_segment) as u64;
             for i in 0..n {
-                let start = hole.start + len * i / n;
-                let end = hole.start + len * (i + 1) / n;
-                plan.segments.push(Segment {
-                    start,
-                    pos: start,
-                    written: start,
-                    end,
-                    owner: None,
-                    rate: None,
-                    heard: 0.0,
-                });
+                plan.segments.push(Segment::new(
+                    hole.start + len * i / n,
+                    hole.start + len * (i + 1) / n,
+                ));
             }
         }
         plan.segments.sort_by_key(|s| s.start);
@@ -238,7 +250,7 @@ impl Plan {
             .segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.owner.is_none() && !s.is_finished())
+            .filter(|(_, s)| s.owner.is_none() && !s.is_finished() && s.not_before <= now)
             .max_by_key(|(i, s)| (s.remaining(), std::cmp::Reverse(*i)))
             .map(|(i, _)| i)
         {
@@ -304,14 +316,16 @@ impl Plan {
         let mid = v.end - take;
         let end = v.end;
         v.end = mid;
+        // The tail keeps the failures of its bytes; a silent request taken
+        // over is one more.
+        let mut budget = v.budget;
+        if stalled {
+            budget.fail(v.pos - v.attempt_from);
+            self.stale_failures += 1;
+        }
         self.segments.push(Segment {
-            start: mid,
-            pos: mid,
-            written: mid,
-            end,
-            owner: None,
-            rate: None,
-            heard: 0.0,
+            budget,
+            ..Segment::new(mid, end)
         });
         let i = self.segments.len() - 1;
         Some(Assignment {
@@ -340,6 +354,7 @@ impl Plan {
         s.owner = Some(worker);
         s.rate = None;
         s.heard = now;
+        s.attempt_from = s.pos;
         Assignment {
             segment: i,
             start: s.pos,
@@ -370,6 +385,43 @@ impl Plan {
     pub fn commit(&mut self, i: usize, n: u64) {
         let s = &mut self.segments[i];
         s.written = (s.written + n).min(s.pos);
+        if n > 0 {
+            self.stale_failures = 0;
+        }
+    }
+
+    /// Records that the current request of segment `i` failed, and gives the
+    /// segment back: the number of failures in a row now counted on its
+    /// bytes (see [`Budget`]). The caller then [defers](Plan::defer) it.
+    pub fn failed(&mut self, i: usize) -> u32 {
+        let s = &mut self.segments[i];
+        s.owner = None;
+        self.stale_failures += 1;
+        s.budget.fail(s.pos - s.attempt_from)
+    }
+
+    /// No worker takes segment `i` before `when` (the caller's seconds).
+    pub fn defer(&mut self, i: usize, when: f64) {
+        self.segments[i].not_before = when;
+    }
+
+    /// The failures counted on segment `i`'s bytes.
+    pub fn failures(&self, i: usize) -> u32 {
+        self.segments[i].budget.failures()
+    }
+
+    /// Failed attempts (and takeovers) anywhere since a byte was last written.
+    pub fn stale_failures(&self) -> u32 {
+        self.stale_failures
+    }
+
+    /// When the next deferred segment may be taken, if one waits beyond `now`.
+    pub fn next_ready(&self, now: f64) -> Option<f64> {
+        self.segments
+            .iter()
+            .filter(|s| s.owner.is_none() && !s.is_finished() && s.not_before > now)
+            .map(|s| s.not_before)
+            .min_by(f64::total_cmp)
     }
 
     /// Gives segment `i` back: its owner stops (it failed, or was cancelled). The
@@ -638,6 +690,53 @@ mod tests {
         // 4 x 0.5 s: silent for 1.5 s is not yet stalled, 2 s is.
         assert_eq!(plan.next_at(2, 1.5), None);
         assert!(plan.next_at(2, 2.0).is_some_and(|a| a.taken_over.is_some()));
+    }
+
+    #[test]
+    fn a_failed_segment_waits_for_its_backoff_and_keeps_its_failures() {
+        let mut plan = Plan::new(1000, 1, 1000, 10);
+        let a = plan.next_at(0, 0.0).unwrap();
+        plan.claim(a.segment, 100);
+        plan.commit(a.segment, 100);
+        assert_eq!(plan.failed(a.segment), 1);
+        plan.defer(a.segment, 2.0);
+        // No worker, itself included, takes it before its time.
+        assert_eq!(plan.next_at(1, 1.0), None);
+        assert_eq!(plan.next_ready(1.0), Some(2.0));
+        let b = plan.next_at(1, 2.0).expect("after the backoff");
+        assert_eq!((b.segment, b.start), (a.segment, 100));
+        assert_eq!(plan.failed(b.segment), 2, "the count stays with the bytes");
+        assert_eq!(plan.stale_failures(), 2);
+        plan.defer(b.segment, 0.0);
+        let c = plan.next_at(0, 3.0).unwrap();
+        plan.claim(c.segment, 1);
+        plan.commit(c.segment, 1);
+        assert_eq!(
+            plan.stale_failures(),
+            0,
+            "a written byte resets the download's count"
+        );
+        assert_eq!(plan.failures(c.segment), 2);
+    }
+
+    #[test]
+    fn stolen_and_taken_over_bytes_keep_their_failures() {
+        let mut plan = Plan::new(1000, 1, 1000, 10);
+        let a = plan.next_at(0, 0.0).unwrap();
+        assert_eq!(plan.failed(a.segment), 1);
+        plan.defer(a.segment, 0.0);
+        let a = plan.next_at(0, 0.0).unwrap();
+        // A thief splits it: the tail has the same failures.
+        let t = plan.next_at(1, 0.1).unwrap();
+        assert_eq!(t.taken_over, None);
+        assert_eq!(plan.failures(t.segment), 1);
+        // The thief's request goes silent and is taken over: one failure more.
+        plan.release(a.segment);
+        let _ = plan.claim(a.segment, u64::MAX);
+        let o = plan.next_at(2, 0.1 + STALLED_AFTER).expect("take over");
+        assert_eq!(o.taken_over, Some((1, t.segment)));
+        assert_eq!(plan.failures(o.segment), 2);
+        assert_eq!(plan.stale_failures(), 2);
     }
 
     #[test]

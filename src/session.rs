@@ -1,24 +1,29 @@
-//! The session: one `ureq::Agent` and one cookie jar, shared by the probe and
-//! every worker of a download (and by several downloads, if the caller wishes).
+//! The session: the settings every request of a download shares, one cookie
+//! jar, and the transports (see [`crate::transport`]), used by the probe and
+//! every worker of a download (and by several downloads, if the caller
+//! wishes).
 //!
-//! Redirects are followed here, not by ureq, so that every hop sees the jar: the
-//! `Set-Cookie` of a `302` is stored before the next hop is sent, and the next
-//! hop gets the cookies that the jar holds for *its* URL. Credentials that the
-//! user set by hand (`Authorization`, `Cookie`) are dropped when a redirect
-//! leaves the origin they were meant for.
+//! Every request goes through [`Session::fetch`], whichever transport carries
+//! it: the request's headers are assembled here (the user's, `User-Agent`,
+//! `Accept`, `Accept-Encoding: identity`, URL credentials, the jar's
+//! cookies), redirects are followed here, and every `Set-Cookie`, of a `302`
+//! as of a `206`, is stored here, before the next hop is sent. Credentials
+//! that the user set by hand (`Authorization`, `Proxy-Authorization`,
+//! `Cookie`) are dropped when a redirect leaves the origin they were meant
+//! for.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cookie_store::{CookieStore, RawCookie};
-use ureq::Agent;
-use ureq::http::{self, Response};
 use url::{Origin, Url};
 
+use crate::cancel::Line;
 use crate::cookies::{self, JarFormat};
 use crate::error::Error;
+use crate::http::{self, HeaderMap, HeaderName, HeaderValue};
+use crate::transport::{self, Body, Head, Request, SendBody, Settings, Tls, Transport, Ureq, Wire};
 use crate::urlparse;
 
 /// The most redirects followed for one request.
@@ -30,6 +35,19 @@ pub const DEFAULT_USER_AGENT: &str = concat!("rangeget/", env!("CARGO_PKG_VERSIO
 /// Headers that carry credentials, dropped on a redirect to another origin.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
 
+/// Which transport carries a session's requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// rangeget's own connections for plain `http://` without a proxy
+    /// (kept alive, the body spliced into the file), ureq for the rest.
+    #[default]
+    Auto,
+    /// ureq for every request: to compare, or where our own connections
+    /// should not be used.
+    Ureq,
+}
+
 /// A set of settings for a [`Session`]. Build one with [`Session::builder`].
 #[derive(Clone, Debug)]
 pub struct SessionBuilder {
@@ -38,8 +56,8 @@ pub struct SessionBuilder {
     connect_timeout: Duration,
     read_timeout: Duration,
     max_connections: usize,
-    ca_certs: Option<Vec<ureq::tls::Certificate<'static>>>,
-    insecure: bool,
+    tls: Tls,
+    engine: Engine,
 }
 
 impl Default for SessionBuilder {
@@ -50,16 +68,35 @@ impl Default for SessionBuilder {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
             max_connections: 64,
-            ca_certs: None,
-            insecure: false,
+            tls: Tls::default(),
+            engine: Engine::Auto,
         }
     }
+}
+
+/// Checks that `name: value` can be sent as a header line.
+fn check_header(name: &str, value: &str, what: &str) -> Result<(), Error> {
+    if name.is_empty() || HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(Error::InvalidOption(format!(
+            "{what} {:?} has an invalid name",
+            http::clip(name)
+        )));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(Error::InvalidOption(format!(
+            "{what} {:?} has an invalid value (control characters or line breaks)",
+            http::clip(value)
+        )));
+    }
+    Ok(())
 }
 
 impl SessionBuilder {
     /// Adds a header sent with every request (`-H 'Name: value'`). A header of the
     /// same name that rangeget would send itself is replaced by this one, except
     /// `Range`, `If-Range` and `Accept-Encoding`, which downloads need as they are.
+    /// A header that cannot be sent (a line break in the value) is left out
+    /// of requests; [`SessionBuilder::header_line`] refuses it instead.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -68,20 +105,13 @@ impl SessionBuilder {
     /// Parses `Name: value` (as curl's `-H`) and adds it.
     pub fn header_line(self, line: &str) -> Result<Self, Error> {
         let (name, value) = line.split_once(':').ok_or_else(|| {
-            Error::InvalidOption(format!("header {line:?} is not of the form 'Name: value'"))
+            Error::InvalidOption(format!(
+                "header {:?} is not of the form 'Name: value'",
+                http::clip(line)
+            ))
         })?;
-        let name = name.trim();
-        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(Error::InvalidOption(format!(
-                "header {line:?} has an invalid name"
-            )));
-        }
-        let value = value.trim();
-        if http::HeaderValue::from_str(value).is_err() {
-            return Err(Error::InvalidOption(format!(
-                "header {line:?} has an invalid value"
-            )));
-        }
+        let (name, value) = (name.trim(), value.trim());
+        check_header(name, value, "header")?;
         Ok(self.header(name, value))
     }
 
@@ -91,23 +121,37 @@ impl SessionBuilder {
         self
     }
 
+    /// Sets the `User-Agent`, refusing one that cannot be sent (a line break
+    /// in it), as [`SessionBuilder::header_line`] refuses such headers.
+    pub fn try_user_agent(self, ua: &str) -> Result<Self, Error> {
+        check_header("User-Agent", ua, "user agent")?;
+        Ok(self.user_agent(ua))
+    }
+
     /// How long to wait for a connection (TCP and TLS) to be set up (default 15 s).
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
     }
 
-    /// How long a connection may stay silent, waiting for headers or body bytes,
-    /// before it counts as stalled (default 30 s).
+    /// How long a response head may take in all, and a connection may stay
+    /// silent (or nearly so) in a body, before it counts as stalled (default
+    /// 30 s).
     pub fn read_timeout(mut self, t: Duration) -> Self {
         self.read_timeout = t;
         self
     }
 
     /// The most connections that downloads in this session will open at once
-    /// (sizes the idle pool so that none is thrown away; default 64).
+    /// (sizes the idle pools and buffers; default 64).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// Which transport carries requests (default [`Engine::Auto`]).
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
         self
     }
 
@@ -116,9 +160,9 @@ impl SessionBuilder {
     pub fn ca_file(mut self, path: &Path) -> Result<Self, Error> {
         let pem = std::fs::read(path).map_err(|e| Error::io(path, "read the CA file", e))?;
         let mut certs = Vec::new();
-        for item in ureq::tls::parse_pem(&pem) {
+        for item in ::ureq::tls::parse_pem(&pem) {
             match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(::ureq::tls::PemItem::Certificate(c)) => certs.push(c),
                 Ok(_) => {}
                 Err(e) => {
                     return Err(Error::InvalidOption(format!(
@@ -134,62 +178,57 @@ impl SessionBuilder {
                 path.display()
             )));
         }
-        self.ca_certs = Some(certs);
+        self.tls.roots = Some(certs);
         Ok(self)
     }
 
     /// Skips the verification of https certificates (`-k/--insecure`, as curl):
     /// the connection is encrypted but the server is not authenticated.
     pub fn insecure(mut self, yes: bool) -> Self {
-        self.insecure = yes;
+        self.tls.insecure = yes;
         self
     }
 
     /// Builds the session with an empty cookie jar.
     pub fn build(self) -> Session {
-        // The system's trust store by default, as curl and wget use it.
-        let roots = match &self.ca_certs {
-            Some(certs) => ureq::tls::RootCerts::new_with_certs(certs),
-            None => ureq::tls::RootCerts::PlatformVerifier,
+        let settings = Settings {
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            max_connections: self.max_connections,
         };
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(roots)
-            .disable_verification(self.insecure)
-            .build();
-        let config = Agent::config_builder()
-            // We follow redirects ourselves so that every hop sees the jar.
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .user_agent(self.user_agent.as_str())
-            // No gzip: a compressed answer ignores Range. Identity only.
-            .accept_encoding("identity")
-            .timeout_connect(Some(self.connect_timeout))
-            .timeout_recv_response(Some(self.read_timeout))
-            .timeout_per_read(Some(self.read_timeout))
-            // Bigger reads cost less per byte (measured: 1 MiB against 256 KiB
-            // cut CPU by about 15 % on a 1 GiB download), within a memory budget.
-            .input_buffer_size(crate::worker::buffer_size(self.max_connections))
-            .max_idle_connections_per_host(self.max_connections + 4)
-            .max_idle_connections(2 * self.max_connections + 8)
-            .tls_config(tls)
-            .build();
+        // Headers that cannot be sent are left out rather than failing
+        // every request (header_line refuses them up front).
+        let headers = self
+            .headers
+            .into_iter()
+            .filter(|(n, v)| check_header(n, v, "header").is_ok())
+            .collect();
+        let user_agent = if check_header("User-Agent", &self.user_agent, "").is_ok() {
+            self.user_agent
+        } else {
+            DEFAULT_USER_AGENT.to_string()
+        };
         Session {
-            agent: Agent::new_with_config(config),
+            ureq: Arc::new(Ureq::new(&settings, &self.tls)),
+            wire: Arc::new(Wire::new(settings)),
+            engine: self.engine,
             jar: Arc::new(Mutex::new(CookieStore::new())),
             run_only: Arc::new(Mutex::new(Vec::new())),
-            headers: Arc::new(self.headers),
+            headers: Arc::new(headers),
             read_timeout: self.read_timeout,
             connect_timeout: self.connect_timeout,
-            user_agent: Arc::from(self.user_agent.as_str()),
+            user_agent: Arc::from(user_agent.as_str()),
         }
     }
 }
 
-/// One agent (connection pool, timeouts, TLS) and one cookie jar, cheap to clone:
-/// clones share both.
+/// Settings, transports and one cookie jar, cheap to clone: clones share the
+/// connections and the jar.
 #[derive(Clone)]
 pub struct Session {
-    agent: Agent,
+    ureq: Arc<Ureq>,
+    wire: Arc<Wire>,
+    engine: Engine,
     jar: Arc<Mutex<CookieStore>>,
     /// Cookies added for this run only, `(domain, path, name)`: never saved.
     run_only: Arc<Mutex<Vec<(String, String, String)>>>,
@@ -218,10 +257,24 @@ impl Page {
     }
 }
 
-/// A request body and its content type.
-pub(crate) struct Body<'a> {
-    pub content_type: &'a str,
-    pub bytes: &'a [u8],
+/// A cookie of a session's jar, as [`Session::cookies`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cookie {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// The host it was set for (`example.com`), or the domain it applies to
+    /// with its subdomains (`.example.com`).
+    pub domain: String,
+    /// The path it applies to.
+    pub path: String,
+    /// Sent over https only.
+    pub secure: bool,
+    /// Not for scripts (means nothing to a downloader; kept for the jar file).
+    pub http_only: bool,
+    /// When it expires, as a Unix time; `None` for a session cookie.
+    pub expires: Option<i64>,
 }
 
 impl Default for Session {
@@ -234,6 +287,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("headers", &self.headers)
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
 }
@@ -241,7 +295,10 @@ impl std::fmt::Debug for Session {
 /// A response and the URL that gave it, after redirects.
 pub(crate) struct Fetched {
     pub url: Url,
-    pub response: Response<ureq::Body>,
+    pub head: Head,
+    pub body: Box<dyn Body>,
+    /// The transport that carried the last hop.
+    pub transport: &'static str,
 }
 
 impl Session {
@@ -266,16 +323,47 @@ impl Session {
         &self.user_agent
     }
 
-    /// The agent (shared by every clone of this session).
-    pub(crate) fn agent(&self) -> &Agent {
-        &self.agent
+    /// The transport that carries requests to `url`: our own connections for
+    /// plain http without a proxy (unless the session asks for ureq), ureq
+    /// for the rest.
+    pub(crate) fn transport_for(&self, url: &Url) -> &dyn Transport {
+        if self.engine == Engine::Auto && url.scheme() == "http" && !self.ureq.proxied(url) {
+            &*self.wire
+        } else {
+            &*self.ureq
+        }
     }
 
-    /// The cookie jar, locked. Do not hold the guard across a request.
-    pub fn cookies(&self) -> MutexGuard<'_, CookieStore> {
+    fn jar(&self) -> MutexGuard<'_, CookieStore> {
         // A worker that panicked while holding the lock cannot have left the jar
         // half-updated in a way that matters more than losing the cookies: use it.
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cookies in the jar (expired ones left out).
+    pub fn cookies(&self) -> Vec<Cookie> {
+        let jar = self.jar();
+        jar.iter_unexpired()
+            .filter_map(|c| {
+                let domain = match &c.domain {
+                    cookie_store::CookieDomain::HostOnly(h) => h.clone(),
+                    cookie_store::CookieDomain::Suffix(d) => format!(".{d}"),
+                    _ => return None,
+                };
+                Some(Cookie {
+                    name: c.name().to_string(),
+                    value: c.value().to_string(),
+                    domain,
+                    path: c.path.to_string(),
+                    secure: c.secure().unwrap_or(false),
+                    http_only: c.http_only().unwrap_or(false),
+                    expires: match c.expires {
+                        cookie_store::CookieExpiration::AtUtc(t) => Some(t.unix_timestamp()),
+                        cookie_store::CookieExpiration::SessionEnd => None,
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Reads a cookie jar file (Netscape `cookies.txt` or JSON, detected) into
@@ -283,7 +371,7 @@ impl Session {
     /// parsed is an error naming the file and line.
     pub fn load(&self, path: &Path) -> Result<(), Error> {
         let loaded = cookies::read(path)?;
-        cookies::merge(&mut self.cookies(), &loaded);
+        cookies::merge(&mut self.jar(), &loaded);
         Ok(())
     }
 
@@ -306,7 +394,7 @@ impl Session {
             })
         };
         let text = {
-            let jar = self.cookies();
+            let jar = self.jar();
             match cookies::format_for(path) {
                 JarFormat::Netscape => cookies::to_netscape(&jar, &skip),
                 JarFormat::Json => cookies::to_json(&jar, &skip)?,
@@ -318,7 +406,8 @@ impl Session {
     /// Adds a cookie (`name=value`) for `url`'s host, for this run only: it is
     /// sent as the jar's other cookies are, and never saved.
     pub fn add_cookie(&self, url: &Url, name_value: &str) -> Result<(), Error> {
-        let bad = |why: &str| Error::InvalidOption(format!("cookie {name_value:?}: {why}"));
+        let bad =
+            |why: &str| Error::InvalidOption(format!("cookie {:?}: {why}", http::clip(name_value)));
         let (name, value) = name_value
             .split_once('=')
             .ok_or_else(|| bad("not of the form name=value"))?;
@@ -330,7 +419,7 @@ impl Session {
         let raw = RawCookie::build((name.to_string(), value.trim().to_string()))
             .path("/")
             .build();
-        self.cookies()
+        self.jar()
             .insert_raw(&raw, url)
             .map_err(|e| bad(&e.to_string()))?;
         self.run_only
@@ -342,8 +431,8 @@ impl Session {
 
     /// `GET url`, following redirects, reading the body (at most 10 MiB).
     pub fn get(&self, url: &str) -> Result<Page, Error> {
-        let url = crate::parse_url(url)?;
-        let f = self.send("GET", &url, &[], &url.origin())?;
+        let url = http::parse_url(url)?;
+        let f = self.fetch("GET", &url, &[], None, &url.origin(), &Line::detached())?;
         read_page(f)
     }
 
@@ -353,96 +442,78 @@ impl Session {
     /// before a download in the same session. Every `Set-Cookie` on the way,
     /// redirects included, lands in the jar.
     pub fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<Page, Error> {
-        let url = crate::parse_url(url)?;
+        let url = http::parse_url(url)?;
         let form = urlparse::urlencode(fields);
-        let body = Body {
+        let body = SendBody {
             content_type: "application/x-www-form-urlencoded",
             bytes: form.as_bytes(),
         };
-        let f = self.send_with_body("POST", &url, &[], Some(body), &url.origin())?;
+        let f = self.fetch(
+            "POST",
+            &url,
+            &[],
+            Some(body),
+            &url.origin(),
+            &Line::detached(),
+        )?;
         read_page(f)
-    }
-
-    /// Sends `method url` with `extra` headers: see [`Session::send_with_body`].
-    pub(crate) fn send(
-        &self,
-        method: &str,
-        url: &Url,
-        extra: &[(&str, String)],
-        credentials_for: &Origin,
-    ) -> Result<Fetched, Error> {
-        self.send_with_body(method, url, extra, None, credentials_for)
     }
 
     /// Sends `method url` with `extra` headers and an optional body, following up
     /// to [`MAX_REDIRECTS`] redirects, storing every `Set-Cookie` (redirects
     /// included) and sending the jar's cookies on every hop. The user's
     /// credential headers (`Authorization`, `Proxy-Authorization`, `Cookie`)
-    /// go only to `credentials_for`, the origin the user named. Any status is
-    /// returned as a response: callers decide what an error is.
-    pub(crate) fn send_with_body(
+    /// go only to `credentials_for`, the origin the user named. Each hop's
+    /// socket is attached to `line`. Any status is returned as a response:
+    /// callers decide what an error is.
+    pub(crate) fn fetch(
         &self,
         method: &str,
         url: &Url,
         extra: &[(&str, String)],
-        mut body: Option<Body<'_>>,
+        mut body: Option<SendBody<'_>>,
         credentials_for: &Origin,
+        line: &Line,
     ) -> Result<Fetched, Error> {
         let mut current = url.clone();
         let mut method = method.to_string();
         let mut visited = vec![current.clone()];
         loop {
-            let mut req = http::Request::builder()
-                .method(method.as_str())
-                .uri(current.as_str());
-            for (name, value) in self.request_headers(&current, extra, credentials_for) {
-                req = req.header(name, value);
-            }
-            let bad = |e: http::Error| Error::InvalidUrl {
-                url: current.to_string(),
-                reason: e.to_string(),
-            };
-            let response = match &body {
-                Some(b) => {
-                    let req = req
-                        .header("content-type", b.content_type)
-                        .body(b.bytes)
-                        .map_err(bad)?;
-                    self.agent.run(req)
-                }
-                None => self.agent.run(req.body(()).map_err(bad)?),
-            }
-            .map_err(|e| Error::network(&current, &e))?;
-            self.store_cookies(&current, response.headers());
-
-            let status = response.status().as_u16();
-            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let headers = self.request_headers(&current, extra, credentials_for);
+            let transport = self.transport_for(&current);
+            let mut response = transport.send(&Request {
+                method: &method,
+                url: &current,
+                headers: &headers,
+                body,
+                line,
+            })?;
+            self.store_cookies(&current, &response.head.headers);
+            let status = response.head.status;
+            let Some(location) = http::redirect_location(status, &response.head.headers) else {
                 return Ok(Fetched {
                     url: current,
-                    response,
-                });
-            }
-            let Some(location) = response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-            else {
-                // A 3xx without Location is a final answer.
-                return Ok(Fetched {
-                    url: current,
-                    response,
+                    head: response.head,
+                    body: response.body,
+                    transport: transport.name(),
                 });
             };
             let next = current.join(location).map_err(|e| {
                 Error::protocol(
                     &current,
-                    format!("redirect to an invalid Location {location:?}: {e}"),
+                    format!(
+                        "redirect to an invalid Location {:?}: {e}",
+                        http::clip(location)
+                    ),
                 )
             })?;
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(Error::protocol(
                     &current,
-                    format!("redirect to unsupported scheme {:?}", next.scheme()),
+                    format!(
+                        "redirect to unsupported scheme {:?}",
+                        http::clip(next.scheme())
+                    ),
                 ));
             }
             if visited.contains(&next) {
@@ -457,6 +528,10 @@ impl Session {
                     limit: MAX_REDIRECTS,
                 });
             }
+            // A small redirect body is read so that its connection can serve
+            // the next hop; a large one is dropped with its connection.
+            let _ = transport::read_to_vec(&mut *response.body, 64 << 10);
+            drop(response);
             // As browsers do: a 303 (and a 301/302 answering a POST) continues as GET.
             if (status == 303 && method != "HEAD")
                 || (matches!(status, 301 | 302) && method == "POST")
@@ -469,10 +544,11 @@ impl Session {
         }
     }
 
-    /// The headers of a request to `url`, beyond those the HTTP layer adds
-    /// (`Host`, `User-Agent`, `Accept-Encoding`): the user's headers, except
-    /// `Range`, `If-Range` and `Accept-Encoding` and, when `url` is not of the
-    /// origin `credentials_for`, the credential headers; then `extra`; then the
+    /// Every header of a request to `url` but `Host`: `User-Agent`, `Accept`
+    /// and `Accept-Encoding: identity` (unless the user's replace them),
+    /// `Basic` credentials from the URL; the user's headers, except `Range`,
+    /// `If-Range` and `Accept-Encoding` and, when `url` is not of the origin
+    /// `credentials_for`, the credential headers; then `extra`; then the
     /// `Cookie` header (the user's own and the jar's).
     pub(crate) fn request_headers(
         &self,
@@ -481,7 +557,7 @@ impl Session {
         credentials_for: &Origin,
     ) -> Vec<(String, String)> {
         let cross_origin = url.origin() != *credentials_for;
-        let mut out = Vec::new();
+        let mut user = Vec::new();
         let mut user_cookie = None;
         for (name, value) in self.headers.iter() {
             let lower = name.to_ascii_lowercase();
@@ -495,13 +571,29 @@ impl Session {
                 user_cookie = Some(value.clone());
                 continue;
             }
-            out.push((name.clone(), value.clone()));
+            user.push((name.clone(), value.clone()));
         }
+        let has = |n: &str| user.iter().any(|(u, _)| u.eq_ignore_ascii_case(n));
+        let mut out = Vec::with_capacity(user.len() + extra.len() + 5);
+        if !has("user-agent") {
+            out.push(("User-Agent".to_string(), self.user_agent.to_string()));
+        }
+        if !has("accept") {
+            out.push(("Accept".to_string(), "*/*".to_string()));
+        }
+        // No compression: a compressed answer ignores Range.
+        out.push(("Accept-Encoding".to_string(), "identity".to_string()));
+        if !has("authorization")
+            && let Some(basic) = http::basic_auth(url)
+        {
+            out.push(("Authorization".to_string(), basic));
+        }
+        out.extend(user);
         for (name, value) in extra {
             out.push((name.to_string(), value.clone()));
         }
         if let Some(cookie) = self.cookie_header(url, user_cookie) {
-            out.push(("cookie".to_string(), cookie));
+            out.push(("Cookie".to_string(), cookie));
         }
         out
     }
@@ -511,7 +603,7 @@ impl Session {
     /// included (cookie_store would send them to `http://127.0.0.1`, as browsers
     /// do; a redirect from https to http must never carry them).
     fn cookie_header(&self, url: &Url, user_cookie: Option<String>) -> Option<String> {
-        let jar = self.cookies();
+        let jar = self.jar();
         let https = url.scheme() == "https";
         let mut parts: Vec<String> = user_cookie.into_iter().collect();
         parts.extend(
@@ -524,7 +616,7 @@ impl Session {
     }
 
     /// Stores the `Set-Cookie` headers of an answer from `url` in the jar.
-    pub(crate) fn store_cookies(&self, url: &Url, headers: &http::HeaderMap) {
+    fn store_cookies(&self, url: &Url, headers: &HeaderMap) {
         let values: Vec<&str> = headers
             .get_all("set-cookie")
             .iter()
@@ -533,7 +625,7 @@ impl Session {
         if values.is_empty() {
             return;
         }
-        let mut jar = self.cookies();
+        let mut jar = self.jar();
         for v in values {
             // A cookie the jar refuses (bad domain, malformed) is ignored, as browsers do.
             let _ = jar.parse(v, url);
@@ -541,22 +633,64 @@ impl Session {
     }
 }
 
-fn read_page(f: Fetched) -> Result<Page, Error> {
-    let status = f.response.status().as_u16();
-    let mut body = Vec::new();
-    f.response
-        .into_body()
-        .into_reader()
-        .take(10 << 20)
-        .read_to_end(&mut body)
-        .map_err(|e| Error::Network {
-            url: f.url.to_string(),
-            reason: format!("connection broke: {e}"),
-            transient: true,
-        })?;
+fn read_page(mut f: Fetched) -> Result<Page, Error> {
+    let body = transport::read_to_vec(&mut *f.body, 10 << 20)
+        .map_err(|e| transport::fail::broke(&f.url, e))?;
     Ok(Page {
-        status,
+        status: f.head.status,
         url: f.url,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(h: &[(String, String)]) -> Vec<String> {
+        h.iter().map(|(n, _)| n.to_ascii_lowercase()).collect()
+    }
+
+    #[test]
+    fn one_set_of_headers_for_both_transports() {
+        let url = Url::parse("http://ann:s3cret@127.0.0.1:8080/f").unwrap();
+        let plain = Session::builder().build();
+        let h = plain.request_headers(&url, &[("range", "bytes=0-9".into())], &url.origin());
+        assert_eq!(
+            names(&h),
+            [
+                "user-agent",
+                "accept",
+                "accept-encoding",
+                "authorization",
+                "range"
+            ]
+        );
+        assert!(h.contains(&("Authorization".into(), "Basic YW5uOnMzY3JldA==".into())));
+        // A User-Agent, Accept or Authorization of the user's replaces ours;
+        // Accept-Encoding stays identity.
+        let custom = Session::builder()
+            .header("User-Agent", "me/1")
+            .header("Authorization", "Bearer x")
+            .header("Accept-Encoding", "gzip")
+            .build();
+        let h = custom.request_headers(&url, &[], &url.origin());
+        assert_eq!(
+            names(&h),
+            ["accept", "accept-encoding", "user-agent", "authorization"]
+        );
+        assert!(h.contains(&("Accept-Encoding".into(), "identity".into())));
+        // Another origin gets no credentials of the user's.
+        let other = Url::parse("http://127.0.0.1:9/f").unwrap();
+        let h = custom.request_headers(&other, &[], &url.origin());
+        assert!(!names(&h).contains(&"authorization".to_string()), "{h:?}");
+    }
+
+    #[test]
+    fn unsendable_agents_and_headers_are_refused() {
+        assert!(Session::builder().try_user_agent("x\r\ny").is_err());
+        assert!(Session::builder().header_line("X-A: b\rc").is_err());
+        let s = Session::builder().user_agent("bad\nagent").build();
+        assert_eq!(s.user_agent(), DEFAULT_USER_AGENT);
+    }
 }

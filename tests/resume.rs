@@ -246,7 +246,7 @@ fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes() {
             .run()
             .unwrap_err();
         assert!(matches!(e, Error::Cancelled), "{e}");
-        let st = rangeget::state::State::load(&dir.path().join("f.bin.rangeget")).unwrap();
+        let st = rangeget::unversioned::State::load(&dir.path().join("f.bin.rangeget")).unwrap();
         assert!(!st.written.is_empty());
         match sync {
             // Nothing was synced, so nothing is recorded as surviving a power loss.
@@ -275,7 +275,7 @@ fn a_long_download_syncs_as_it_goes_but_not_just_before_its_end() {
         .dir(dir.path())
         .sync_every(Some(std::time::Duration::from_millis(300)))
         .progress(move |_| {
-            if let Some(st) = rangeget::state::State::load(&state) {
+            if let Some(st) = rangeget::unversioned::State::load(&state) {
                 let done: u64 = st.done.iter().map(|r| r.end - r.start).sum();
                 seen.lock().unwrap().push(done);
             }

@@ -1,0 +1,399 @@
+//! Workers: the threads that fetch bytes and write them at their offsets.
+//!
+//! A ranged worker takes an [`Assignment`](crate::plan::Assignment) from the
+//! shared plan, sends `GET` with `Range: bytes=a-b` (and `If-Range` with the
+//! validator) through the session, whichever transport carries it, accepts
+//! the body only if the answer passes [`Expect::ranged`], and streams it into
+//! the `.part` file at its offset, claiming each chunk from the plan first
+//! (stealing may have moved the segment's end).
+//!
+//! A failed request gives its segment back to the plan with the failure
+//! counted on those bytes and a backoff before anyone takes it again (see
+//! [`crate::retry`]); meanwhile the worker takes other work. A `200` to a
+//! ranged request stops every worker: its bytes are never written at a
+//! range's offset, and the download falls back to one stream.
+
+mod check;
+mod single;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use url::{Origin, Url};
+
+pub(crate) use self::check::Expect;
+pub(crate) use self::single::run_single;
+use crate::cancel::{CancelHandle, Line};
+use crate::error::Error;
+use crate::output::PartFile;
+use crate::plan::Plan;
+use crate::progress::Counters;
+use crate::retry::{self, Failure, StallWatch, wait_before_retry};
+use crate::session::Session;
+use crate::transport::Body;
+
+/// Where the bytes come from, and how hard to try: shared by the ranged
+/// workers and the single stream.
+pub(crate) struct Source<'a> {
+    pub session: &'a Session,
+    /// The URL to fetch (the probe's final URL).
+    pub url: &'a Url,
+    /// The origin of the URL the user gave: only it gets the user's credentials.
+    pub origin: &'a Origin,
+    /// Retries of the same bytes without progress.
+    pub retries: u32,
+    /// The user's cancel: everyone stops.
+    pub cancel: &'a CancelHandle,
+}
+
+/// What all workers of one download share.
+pub(crate) struct Job<'a> {
+    pub source: Source<'a>,
+    pub file: &'a PartFile,
+    pub plan: Mutex<Plan>,
+    pub counters: &'a Counters,
+    /// What every answer must agree with.
+    pub expect: Expect,
+    /// Set when a worker fails or falls back: the others stop at their next chunk.
+    pub stop: AtomicBool,
+    /// The most bytes one read takes.
+    pub buffer: usize,
+    /// Workers still running.
+    pub active: AtomicUsize,
+    /// No request before this moment: a server's `Retry-After` (or a backoff
+    /// after a 429/503) speaks to the whole client, not one connection.
+    pub not_before: Mutex<Option<Instant>>,
+    /// When the download began: the plan's clock.
+    pub began: Instant,
+    /// Idle workers wait here (with the plan's lock) for a segment to be given
+    /// back, a backoff to pass, or the plan to complete.
+    pub idle: Condvar,
+    /// Each worker's line: its current request's socket, which a worker that
+    /// takes the request's bytes over shuts down.
+    pub lines: Vec<Line>,
+}
+
+/// Why a worker stopped early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The server does not serve ranges as asked: download as one stream.
+    Fallback(String),
+    /// The resource is not the version the probe saw: start over.
+    Changed {
+        /// What showed it.
+        why: String,
+        /// Whether it was the length (then the probe's HEAD is not trusted again).
+        length: bool,
+    },
+    /// The download cannot go on.
+    Failed(Error),
+}
+
+/// How one request ended, when it did not fetch its whole range.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// Worth another try, by the retry policy.
+    Retry(Failure),
+    Stop(Stop),
+}
+
+impl From<Failure> for Attempt {
+    fn from(f: Failure) -> Attempt {
+        if f.retry {
+            Attempt::Retry(f)
+        } else {
+            Attempt::Stop(Stop::Failed(f.error))
+        }
+    }
+}
+
+/// How often a worker with nothing to do looks for a stalled request to take
+/// over (see [`crate::plan::STALLED_AFTER`]).
+pub const IDLE_LOOK: Duration = Duration::from_millis(100);
+
+impl Job<'_> {
+    pub(crate) fn plan(&self) -> MutexGuard<'_, Plan> {
+        // The plan's state stays consistent at every unlock; a panic elsewhere
+        // does not make it unusable.
+        self.plan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seconds since the download began.
+    fn now(&self) -> f64 {
+        self.began.elapsed().as_secs_f64()
+    }
+
+    fn halt(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.source.cancel.is_cancelled()
+    }
+
+    /// The most failed attempts in a row, anywhere, with no byte written
+    /// anywhere: a bound for the whole download, whatever moves between
+    /// segments.
+    fn stale_limit(&self) -> u32 {
+        (self.source.retries + 1).saturating_mul(self.lines.len().max(1) as u32)
+    }
+
+    /// Holds every request of this download back for `wait`.
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut nb = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        *nb = Some(nb.map_or(until, |t| t.max(until)));
+    }
+
+    /// Waits until requests may be sent again.
+    fn wait_turn(&self) {
+        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = until {
+            self.source
+                .cancel
+                .sleep(t.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// Ends this worker, giving `seg` back.
+    fn leave(&self, seg: Option<usize>, result: Result<(), Stop>) -> Result<(), Stop> {
+        let mut plan = self.plan();
+        if let Some(s) = seg {
+            plan.release(s);
+        }
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        drop(plan);
+        self.idle.notify_all();
+        result
+    }
+}
+
+/// Runs one ranged worker until the plan has nothing left for it (or the
+/// server asked for fewer connections).
+///
+/// `active` counts running workers and changes only under the plan's lock,
+/// together with the decision it records: "nothing left, I stop" and "I
+/// retire and give my segment back" cannot interleave, so a segment given
+/// back is always seen by a worker that is still running.
+pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
+    let result = run_worker(job, worker);
+    job.lines[worker].end();
+    // Whatever this worker leaves, the idle ones should look at it now.
+    job.idle.notify_all();
+    result
+}
+
+fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
+    let line = &job.lines[worker];
+    loop {
+        if job.halted() {
+            return job.leave(None, Ok(()));
+        }
+        let next = {
+            let mut plan = job.plan();
+            let now = job.now();
+            match plan.next_at(worker, now) {
+                Some(a) => Some(a),
+                None if plan.is_complete() => {
+                    job.active.fetch_sub(1, Ordering::AcqRel);
+                    return Ok(());
+                }
+                // Nothing to take now, but not everything is fetched: a
+                // request may stall, fail or finish its backoff. Look again
+                // then, or in a while.
+                None => {
+                    let wait = plan.next_ready(now).map_or(IDLE_LOOK, |t| {
+                        Duration::from_secs_f64((t - now).max(0.001)).min(IDLE_LOOK)
+                    });
+                    let _ = job.idle.wait_timeout(plan, wait);
+                    None
+                }
+            }
+        };
+        let Some(a) = next else {
+            continue;
+        };
+        if let Some((w, seg)) = a.taken_over
+            && let Some(l) = job.lines.get(w)
+        {
+            l.interrupt(seg);
+        }
+        let seg = a.segment;
+        let failures = job.plan().failures(seg);
+        if failures > job.source.retries {
+            // Taken over again and again: its requests always go silent.
+            job.halt();
+            let e = Error::Network {
+                url: job.source.url.to_string(),
+                reason: format!(
+                    "the requests for bytes {}-{} went silent {failures} times in a row",
+                    a.start,
+                    a.end.saturating_sub(1)
+                ),
+                transient: true,
+            };
+            return job.leave(Some(seg), Err(Stop::Failed(e)));
+        }
+        match attempt(job, seg, line) {
+            Ok(()) => {
+                job.plan().release(seg);
+                job.idle.notify_all();
+            }
+            Err(Attempt::Stop(s)) => {
+                job.halt();
+                return job.leave(Some(seg), Err(s));
+            }
+            Err(Attempt::Retry(f)) => {
+                if let Some(result) = failed(job, seg, f) {
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+/// Counts a failed request of segment `seg` and gives the segment back with
+/// its backoff. `Some` when this worker ends: the budget is spent (the
+/// download fails), or the server asked for fewer connections (it retires).
+fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
+    let mut plan = job.plan();
+    let (pos, end) = plan.position(seg);
+    if pos >= end || job.halted() {
+        // Taken over (or stolen) while it failed, or everyone stops: no
+        // failure of these bytes.
+        plan.release(seg);
+        drop(plan);
+        job.idle.notify_all();
+        return None;
+    }
+    let n = plan.failed(seg);
+    let wait = wait_before_retry(n, f.after);
+    plan.defer(seg, job.now() + wait.as_secs_f64());
+    if n > job.source.retries || plan.stale_failures() > job.stale_limit() {
+        drop(plan);
+        job.halt();
+        return Some(job.leave(None, Err(Stop::Failed(retry::gave_up(f.error, n)))));
+    }
+    // "Too many requests" or "unavailable": one connection fewer, if others
+    // remain to carry on, and no request before the server's time.
+    let retire = matches!(
+        f.error,
+        Error::HttpStatus {
+            status: 429 | 503,
+            ..
+        }
+    ) && job.active.load(Ordering::Acquire) > 1;
+    if f.after.is_some() || retire {
+        job.pause(wait);
+    }
+    if retire {
+        job.active.fetch_sub(1, Ordering::AcqRel);
+    }
+    drop(plan);
+    job.idle.notify_all();
+    retire.then_some(Ok(()))
+}
+
+/// One request for what is left of segment `seg`.
+fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<(), Attempt> {
+    job.wait_turn();
+    let (pos, end) = job.plan().position(seg);
+    if pos >= end || job.halted() {
+        return Ok(());
+    }
+    line.begin(seg);
+    let result = fetch_range(job, seg, pos, end, line);
+    line.end();
+    result
+}
+
+/// Sends the ranged `GET` for `[pos, end)` and streams its body.
+fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Result<(), Attempt> {
+    let src = &job.source;
+    let mut headers = vec![("Range", format!("bytes={}-{}", pos, end - 1))];
+    if let Some(v) = job.expect.if_range() {
+        headers.push(("If-Range", v));
+    }
+    let sent = Instant::now();
+    let mut fetched = src
+        .session
+        .fetch("GET", src.url, &headers, None, src.origin, line)
+        .map_err(|e| Attempt::from(Failure::judge(e)))?;
+    job.plan().set_latency(sent.elapsed().as_secs_f64());
+    let head = &fetched.head;
+    job.expect
+        .ranged(head.status, &head.headers, &fetched.url, pos, end)?;
+    job.counters.connection_started();
+    let result = stream_range(job, seg, pos, &mut *fetched.body, &fetched.url);
+    job.counters.connection_ended();
+    result
+}
+
+/// Streams a validated `206` body into the file at `pos`, claiming each chunk
+/// from the plan first (the segment's end may have moved down by stealing).
+fn stream_range(
+    job: &Job<'_>,
+    seg: usize,
+    mut pos: u64,
+    body: &mut dyn Body,
+    url: &Url,
+) -> Result<(), Attempt> {
+    let started = Instant::now();
+    let mut received = 0u64;
+    let window = job.source.session.read_timeout();
+    let mut watch = StallWatch::new(window);
+    loop {
+        if job.halted() {
+            return Ok(());
+        }
+        let n = match body.receive(job.buffer) {
+            Ok(0) => {
+                let (_, end) = job.plan().position(seg);
+                if pos < end {
+                    return Err(Attempt::Retry(Failure::transient(retry::cut_short(
+                        url,
+                        Some(end - pos),
+                    ))));
+                }
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let (_, end) = job.plan().position(seg);
+                let short = end.saturating_sub(pos);
+                return Err(Attempt::Retry(retry::body_failure(
+                    &e,
+                    url,
+                    window,
+                    Some(short),
+                )));
+            }
+        };
+        watch.count(n, url).map_err(Attempt::Retry)?;
+        received += n as u64;
+        let elapsed = started.elapsed().as_secs_f64();
+        let (take, finished) = {
+            let mut plan = job.plan();
+            let take = plan.claim(seg, n as u64);
+            plan.heard(seg, job.now());
+            // The rate steers stealing; the first instants are too noisy to tell.
+            if elapsed >= 0.05 {
+                plan.set_rate(seg, received as f64 / elapsed);
+            }
+            let (now, end) = plan.position(seg);
+            (take, now >= end)
+        };
+        body.write(job.file, take as usize, pos)
+            .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;
+        if take > 0 {
+            job.plan().commit(seg, take);
+            job.counters.add(take);
+            pos += take;
+        }
+        if finished {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! One stream: where ranges are not served, or no length is known, the
+//! whole resource is read as it comes and written at increasing offsets.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::Source;
+use crate::checksum::PrefixHasher;
+use crate::error::Error;
+use crate::http;
+use crate::output::PartFile;
+use crate::progress::Counters;
+use crate::retry::{self, Budget, Failure, StallWatch, wait_before_retry};
+use crate::session::Fetched;
+use crate::transport::buffer_size;
+
+/// How far the checksum may trail the stream before it catches up (it reads
+/// back what was written, from the page cache).
+const HASH_EVERY: u64 = 8 << 20;
+
+/// Downloads the whole resource as one stream, writing at increasing offsets.
+/// Uses `first` (a response already received) for the first try. A failed
+/// stream is restarted from byte 0, at most `retries` times (a restart
+/// renews nothing: the same bytes are fetched again). Returns the number of
+/// bytes written and, when `hash` is set, their SHA-256.
+pub(crate) fn run_single(
+    src: &Source<'_>,
+    file: &PartFile,
+    counters: &Counters,
+    mut first: Option<Fetched>,
+    hash: bool,
+) -> Result<(u64, Option<[u8; 32]>), Error> {
+    let line = src.cancel.line();
+    let mut budget = Budget::default();
+    loop {
+        if src.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        counters.set_downloaded(0);
+        let mut hasher = hash.then(PrefixHasher::new);
+        let out = Out {
+            file,
+            counters,
+            window: src.session.read_timeout(),
+            hasher: &mut hasher,
+        };
+        let attempt = match first.take() {
+            Some(f) => stream_whole(f, out),
+            None => src
+                .session
+                .fetch("GET", src.url, &[], None, src.origin, &line)
+                .map_err(Failure::judge)
+                .and_then(|f| stream_whole(f, out)),
+        };
+        match attempt {
+            Ok(n) => {
+                let sha = match hasher {
+                    Some(mut h) => {
+                        h.advance_to(file.file(), n).map_err(|e| {
+                            Error::io(file.part_path(), "read back for the checksum", e)
+                        })?;
+                        Some(h.finish())
+                    }
+                    None => None,
+                };
+                return Ok((n, sha));
+            }
+            Err(f) => {
+                let tries = budget.fail(0);
+                if !f.retry || budget.exhausted(src.retries) {
+                    return Err(retry::gave_up(f.error, tries));
+                }
+                src.cancel.sleep(wait_before_retry(tries, f.after));
+            }
+        }
+    }
+}
+
+/// Where a stream's bytes go.
+struct Out<'a> {
+    file: &'a PartFile,
+    counters: &'a Counters,
+    /// The stall window (the read timeout).
+    window: Duration,
+    hasher: &'a mut Option<PrefixHasher>,
+}
+
+fn stream_whole(mut f: Fetched, out: Out<'_>) -> Result<u64, Failure> {
+    let url: &Url = &f.url;
+    let status = f.head.status;
+    if status == 206 {
+        return Err(Failure::judge(Error::protocol(
+            url,
+            "the server answered a request without Range with 206 Partial Content",
+        )));
+    }
+    if !(200..300).contains(&status) {
+        return Err(Failure::status(url, status, &f.head.headers));
+    }
+    let expected = http::content_length(&f.head.headers)
+        .map_err(|r| Failure::judge(Error::protocol(url, r)))?;
+    let chunk = buffer_size(1);
+    let mut pos = 0u64;
+    let mut watch = StallWatch::new(out.window);
+    out.counters.connection_started();
+    let result = (|| loop {
+        let n = match f.body.receive(chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let short = expected.map(|len| len.saturating_sub(pos));
+                return Err(retry::body_failure(&e, url, out.window, short));
+            }
+        };
+        watch.count(n, url)?;
+        f.body.write(out.file, n, pos).map_err(Failure::judge)?;
+        pos += n as u64;
+        out.counters.add(n as u64);
+        if let Some(h) = out.hasher.as_mut()
+            && pos >= h.hashed() + HASH_EVERY
+        {
+            // A read error only defers the work to the end.
+            let _ = h.advance_to(out.file.file(), pos);
+        }
+    })();
+    out.counters.connection_ended();
+    result?;
+    if let Some(len) = expected
+        && pos != len
+    {
+        return Err(Failure::transient(Error::protocol(
+            url,
+            format!("the body ended after {pos} of {len} bytes"),
+        )));
+    }
+    Ok(pos)
+}

@@ -91,6 +91,22 @@ fn check_header(name: &str, value: &str, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The certificates of PEM text.
+fn parse_certs(pem: &[u8]) -> Result<Vec<::ureq::tls::Certificate<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in ::ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(::ureq::tls::PemItem::Certificate(c)) => certs.push(c.to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("not a PEM certificate file: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certs)
+}
+
 impl SessionBuilder {
     /// Adds a header sent with every request (`-H 'Name: value'`). A header of the
     /// same name that rangeget would send itself is replaced by this one, except
@@ -159,25 +175,17 @@ impl SessionBuilder {
     /// roots for https, instead of the system's store (`--cacert`, as curl).
     pub fn ca_file(mut self, path: &Path) -> Result<Self, Error> {
         let pem = std::fs::read(path).map_err(|e| Error::io(path, "read the CA file", e))?;
-        let mut certs = Vec::new();
-        for item in ::ureq::tls::parse_pem(&pem) {
-            match item {
-                Ok(::ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(Error::InvalidOption(format!(
-                        "{}: not a PEM certificate file: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        if certs.is_empty() {
-            return Err(Error::InvalidOption(format!(
-                "{}: holds no PEM certificate",
-                path.display()
-            )));
-        }
+        let certs = parse_certs(&pem)
+            .map_err(|why| Error::InvalidOption(format!("{}: {why}", path.display())))?;
+        self.tls.roots = Some(certs);
+        Ok(self)
+    }
+
+    /// Trusts the certificates of this PEM text (one or several) as the only
+    /// roots for https, instead of the system's store.
+    pub fn ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = parse_certs(pem)
+            .map_err(|why| Error::InvalidOption(format!("CA certificates: {why}")))?;
         self.tls.roots = Some(certs);
         Ok(self)
     }

@@ -114,29 +114,39 @@ impl Transport for Ureq {
 
     fn send(&self, req: &Request<'_>) -> Result<Response, Error> {
         let url = req.url;
-        let mut builder = http::Request::builder()
-            .method(req.method)
-            .uri(url.as_str());
-        for (name, value) in req.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
+        let builder = || {
+            let mut b = http::Request::builder()
+                .method(req.method)
+                .uri(url.as_str());
+            for (name, value) in req.headers {
+                b = b.header(name.as_str(), value.as_str());
+            }
+            b
+        };
         let bad = |e: http::Error| Error::InvalidUrl {
             url: url.to_string(),
             reason: e.to_string(),
         };
-        let result = match &req.body {
+        let run = || match &req.body {
             Some(b) => {
-                let request = builder
+                let request = builder()
                     .header("content-type", b.content_type)
                     .body(b.bytes)
                     .map_err(bad)?;
-                sending(req.line, || self.agent.run(request))
+                Ok(sending(req.line, || self.agent.run(request)))
             }
             None => {
-                let request = builder.body(()).map_err(bad)?;
-                sending(req.line, || self.agent.run(request))
+                let request = builder().body(()).map_err(bad)?;
+                Ok(sending(req.line, || self.agent.run(request)))
             }
         };
+        let mut result = run()?;
+        // A kept-alive connection that the server closed while it was idle
+        // fails before any answer: asked again on a new one, as our own
+        // connections do. Only where asking twice is harmless.
+        if matches!(req.method, "GET" | "HEAD") && unanswered(&result) {
+            result = run()?;
+        }
         let response = result.map_err(|e| error(url, e))?;
         let (parts, body) = response.into_parts();
         let buf = self
@@ -160,6 +170,14 @@ impl Transport for Ureq {
             }),
         })
     }
+}
+
+/// Whether a request failed as a connection closed before answering does.
+fn unanswered(result: &Result<http::Response<::ureq::Body>, ::ureq::Error>) -> bool {
+    matches!(result, Err(::ureq::Error::Io(e)) if matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    ))
 }
 
 /// Runs `f` with `line` as the line of the request this thread sends.

@@ -341,6 +341,7 @@ fn stream_range(
 ) -> Result<(), Attempt> {
     let started = Instant::now();
     let mut received = 0u64;
+    let asked_end = job.plan().position(seg).1;
     let window = job.source.session.read_timeout();
     let mut watch = StallWatch::new(window);
     loop {
@@ -393,6 +394,11 @@ fn stream_range(
             pos += take;
         }
         if finished {
+            if pos == asked_end {
+                // Every byte asked for came: let the transport see the body's
+                // end, so that its connection can carry the next request.
+                let _ = body.receive(1);
+            }
             return Ok(());
         }
     }

@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 
-use rangeget_fixture::LoggedRequest;
+use rangeget::{Download, Engine, Error, Session, SessionBuilder, Summary};
+use rangeget_fixture::{FixtureServer, LoggedRequest};
 use sha2::{Digest, Sha256};
 
 /// The SHA-256 of `bytes`, in hex.
@@ -90,4 +92,117 @@ impl Rng {
 /// Whether one of the notices a download gave contains `text`.
 pub fn noticed(notices: &[String], text: &str) -> bool {
     notices.iter().any(|n| n.contains(text))
+}
+
+/// Which transport, over which scheme, a test runs on: every download and
+/// fault test runs on each, as ripgrep runs each test on both regex engines
+/// (see [`transport_test!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// rangeget's own connections, plain http.
+    Wire,
+    /// ureq, plain http.
+    Ureq,
+    /// ureq, https (the fixture's TLS, its CA trusted).
+    UreqTls,
+}
+
+impl Via {
+    /// A fixture server speaking this scheme.
+    pub fn server(self) -> FixtureServer {
+        match self {
+            Via::UreqTls => FixtureServer::start_tls(),
+            _ => FixtureServer::start(),
+        }
+        .expect("start the fixture server")
+    }
+
+    /// A session on this transport that trusts `server`'s CA.
+    pub fn session(self, server: &FixtureServer) -> SessionBuilder {
+        let b = Session::builder().engine(match self {
+            Via::Wire => Engine::Auto,
+            _ => Engine::Ureq,
+        });
+        match server.ca_pem() {
+            Some(pem) => b.ca_pem(pem.as_bytes()).expect("the fixture's CA"),
+            None => b,
+        }
+    }
+
+    /// `Download::new(server.url(path))` on this transport's default session.
+    pub fn download(self, server: &FixtureServer, path: &str) -> Download {
+        Download::new(server.url(path)).session(self.session(server).build())
+    }
+
+    /// The transport that must have sent every request: `"wire"` or `"ureq"`.
+    pub fn client(self) -> &'static str {
+        match self {
+            Via::Wire => "wire",
+            _ => "ureq",
+        }
+    }
+
+    /// Checks, from the server's log, that every request came from this
+    /// transport (see [`sent_by`]), and that there was at least one.
+    pub fn assert_served(self, server: &FixtureServer) {
+        let log = server.log();
+        assert!(!log.is_empty(), "no request reached the server");
+        for r in &log {
+            assert_eq!(sent_by(r), self.client(), "{self:?}: {r:?}");
+        }
+    }
+}
+
+/// Which client sent a request, told by the spelling of its header names:
+/// ureq sends them lowercased (`host`), rangeget's own connections as
+/// `Host`.
+pub fn sent_by(r: &LoggedRequest) -> &'static str {
+    if r.header_names.iter().any(|n| n == "Host") {
+        "wire"
+    } else if r.header_names.iter().any(|n| n == "host") {
+        "ureq"
+    } else {
+        "unknown"
+    }
+}
+
+/// Runs a download, collecting its notices: the result and the notices.
+pub fn run_noting(download: Download) -> (Result<Summary, Error>, Vec<String>) {
+    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = notices.clone();
+    let r = download
+        .on_notice(move |m| sink.lock().unwrap().push(m.to_string()))
+        .run();
+    let n = notices.lock().unwrap().clone();
+    (r, n)
+}
+
+/// Defines a test that runs on every [`Via`]: a module `NAME` with the tests
+/// `wire`, `ureq` and `ureq_https`.
+#[macro_export]
+macro_rules! transport_test {
+    ($(#[$meta:meta])* fn $name:ident($via:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($via: Via) $body
+
+            #[test]
+            fn wire() {
+                run(Via::Wire)
+            }
+
+            #[test]
+            fn ureq() {
+                run(Via::Ureq)
+            }
+
+            #[test]
+            fn ureq_https() {
+                run(Via::UreqTls)
+            }
+        }
+    };
 }

@@ -1,6 +1,8 @@
 //! The session's cookie jar: shared by every connection of a run, kept across
 //! runs, compatible with curl's and wget's files, and safe across redirects.
+//! The library's tests run on both transports, and over https.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -12,8 +14,8 @@ use rangeget_fixture::{FileOptions, FixtureServer, Route, pseudo_random_bytes};
 
 /// A site with a protected 4 MiB file that needs `needed` in the Cookie header,
 /// capped per connection so that several ranges overlap.
-fn protected_site(needed: &str) -> (FixtureServer, Vec<u8>) {
-    let server = FixtureServer::start().unwrap();
+fn protected_site(via: Via, needed: &str) -> (FixtureServer, Vec<u8>) {
+    let server = via.server();
     let body = pseudo_random_bytes(4 << 20, 77);
     let options = FileOptions {
         require_cookie: Some(needed.to_string()),
@@ -32,57 +34,60 @@ fn cookie_headers(server: &FixtureServer, path: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-#[test]
-fn a_login_cookie_set_on_a_redirect_reaches_every_worker() {
-    let (server, body) = protected_site("sid=s1");
-    server.route(
-        "/login",
-        Route::Login {
-            form_contains: "user=ann&password=pw+1%26".into(),
-            location: "/welcome".into(),
-            set_cookies: vec!["sid=s1; Path=/; HttpOnly".into()],
-        },
-    );
-    server.file("/welcome", b"hi".to_vec(), FileOptions::default());
-    let session = Session::builder().build();
-    let page = session
-        .post_form(
-            &server.url("/login"),
-            &[("user", "ann"), ("password", "pw 1&")],
-        )
-        .unwrap();
-    assert_eq!((page.status, page.text().as_str()), (200, "hi"));
-    // The form went out urlencoded, the 302 was followed with GET.
-    let login = &server.requests_for("/login")[0];
-    assert_eq!(login.method, "POST");
-    assert_eq!(
-        login.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
-    assert_eq!(server.requests_for("/welcome")[0].method, "GET");
-
-    let dir = tempfile::tempdir().unwrap();
-    let s = Download::new(server.url("/protected.bin"))
-        .session(session)
-        .connections(8)
-        .dir(dir.path())
-        .run()
-        .unwrap();
-    assert_eq!(sha256_file(&s.path), sha256(&body));
-    let log = server.requests_for("/protected.bin");
-    let ranged = log.iter().filter(|r| r.status == 206).count();
-    assert!(ranged >= 4, "only {ranged} ranged requests");
-    for r in &log {
-        assert!(
-            r.header("cookie").is_some_and(|c| c.contains("sid=s1")),
-            "request without the login cookie: {r:?}"
+transport_test! {
+    fn a_login_cookie_set_on_a_redirect_reaches_every_worker(via) {
+        let (server, body) = protected_site(via, "sid=s1");
+        server.route(
+            "/login",
+            Route::Login {
+                form_contains: "user=ann&password=pw+1%26".into(),
+                location: "/welcome".into(),
+                set_cookies: vec!["sid=s1; Path=/; HttpOnly".into()],
+            },
         );
+        server.file("/welcome", b"hi".to_vec(), FileOptions::default());
+        let session = via.session(&server).build();
+        let page = session
+            .post_form(
+                &server.url("/login"),
+                &[("user", "ann"), ("password", "pw 1&")],
+            )
+            .unwrap();
+        assert_eq!((page.status, page.text().as_str()), (200, "hi"));
+        // The form went out urlencoded, the 302 was followed with GET.
+        let login = &server.requests_for("/login")[0];
+        assert_eq!(login.method, "POST");
+        assert_eq!(
+            login.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(server.requests_for("/welcome")[0].method, "GET");
+
+        let dir = tempfile::tempdir().unwrap();
+        let s = Download::new(server.url("/protected.bin"))
+            .session(session)
+            .connections(8)
+            .dir(dir.path())
+            .run()
+            .unwrap();
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        let log = server.requests_for("/protected.bin");
+        let ranged = log.iter().filter(|r| r.status == 206).count();
+        assert!(ranged >= 4, "only {ranged} ranged requests");
+        for r in &log {
+            assert!(
+                r.header("cookie").is_some_and(|c| c.contains("sid=s1")),
+                "request without the login cookie: {r:?}"
+            );
+        }
+        via.assert_served(&server);
+
     }
 }
 
 #[test]
 fn the_cookie_jar_carries_a_session_across_runs() {
-    let (server, body) = protected_site("sid=run1");
+    let (server, body) = protected_site(Via::Wire, "sid=run1");
     server.route(
         "/enter",
         Route::Redirect {
@@ -147,7 +152,7 @@ fn the_cookie_jar_carries_a_session_across_runs() {
 
 #[test]
 fn a_jar_written_by_curl_loads_and_ours_parses_back_identically() {
-    let (server, body) = protected_site("sid=curl-session");
+    let (server, body) = protected_site(Via::Wire, "sid=curl-session");
     let dir = tempfile::tempdir().unwrap();
     let jar = dir.path().join("cookies.txt");
     let curl_jar = concat!(
@@ -302,6 +307,43 @@ fn a_cross_origin_redirect_drops_the_users_credentials() {
         assert_eq!(r.header("authorization"), None, "{r:?}");
         assert_eq!(r.header("proxy-authorization"), None, "{r:?}");
         assert_eq!(r.header("cookie"), None, "{r:?}");
+    }
+}
+
+transport_test! {
+    fn a_cross_origin_redirect_drops_the_users_credentials_on_every_request(via) {
+        let b = via.server();
+        let body = pseudo_random_bytes(3 << 20, 5);
+        b.file("/f.bin", body.clone(), FileOptions::default());
+        let a = via.server();
+        a.redirect("/go", 302, &b.url("/f.bin"));
+        let session = via
+            .session_trusting(&[&a, &b])
+            .header("Authorization", "Bearer secret")
+            .header("Cookie", "manual=1")
+            .header("Proxy-Authorization", "Basic x")
+            .build();
+        let dir = tempfile::tempdir().unwrap();
+        let s = Download::new(a.url("/go"))
+            .session(session)
+            .connections(4)
+            .dir(dir.path())
+            .output("f.bin")
+            .run()
+            .unwrap();
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        let first = &a.requests_for("/go")[0];
+        assert_eq!(first.header("authorization"), Some("Bearer secret"));
+        assert_eq!(first.header("cookie"), Some("manual=1"));
+        let log = b.log();
+        assert!(log.len() >= 4, "{log:?}");
+        for r in &log {
+            assert_eq!(r.header("authorization"), None, "{r:?}");
+            assert_eq!(r.header("proxy-authorization"), None, "{r:?}");
+            assert_eq!(r.header("cookie"), None, "{r:?}");
+        }
+        via.assert_served(&a);
+        via.assert_served(&b);
     }
 }
 

@@ -87,8 +87,16 @@ fn assert_served_again_after(server: &FixtureServer, status: u16, count: usize, 
             .unwrap_or_else(|| panic!("{:?} never served: {log:?}", f.range()));
         assert!(
             again.at - f.at >= pause,
-            "served again after {:?}",
-            again.at - f.at
+            "served again after {:?}: {:?}",
+            again.at - f.at,
+            log.iter()
+                .map(|r| (
+                    r.at - log[0].at,
+                    r.status,
+                    r.range(),
+                    r.header("retry-after")
+                ))
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -259,15 +267,34 @@ transport_test! {
 
 transport_test! {
     fn too_many_requests_with_an_http_date_waits_for_that_date(via) {
-        // Three seconds ahead, to the second: the wait asked is more than one
-        // second however the clock falls (a date in the past would mean none).
-        let when = std::time::SystemTime::now() + Duration::from_secs(3);
+        // A date three seconds ahead (to the second, as HTTP dates go): no
+        // refused range may be asked again before it. A date in the past
+        // would mean no wait at all.
+        let (started, wall) = (Instant::now(), std::time::SystemTime::now());
+        let date = httpdate::fmt_http_date(wall + Duration::from_secs(3));
+        let due = httpdate::parse_http_date(&date).unwrap().duration_since(wall).unwrap();
+        assert!(due > Duration::from_secs(2));
         let (server, body) = serve(via, FileOptions {
-            fail_first: Some((429, Some(httpdate::fmt_http_date(when)), 3)),
+            fail_first: Some((429, Some(date), 3)),
             ..FileOptions::default()
         });
         fetch_ok(via, &server, &body);
-        assert_served_again_after(&server, 429, 3, Duration::from_secs(1));
+        let log = server.log();
+        let refused: Vec<_> = log.iter().filter(|r| r.status == 429).collect();
+        assert_eq!(refused.len(), 3, "{log:?}");
+        for f in refused {
+            let again = log
+                .iter()
+                .find(|r| r.status == 206 && r.range() == f.range() && r.at > f.at)
+                .unwrap_or_else(|| panic!("{:?} never served: {log:?}", f.range()));
+            // (10 ms for the clocks' granularity.)
+            assert!(
+                again.at + Duration::from_millis(10) >= started + due,
+                "{:?} asked again {:?} before the date",
+                f.range(),
+                (started + due) - again.at
+            );
+        }
     }
 }
 

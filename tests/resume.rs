@@ -1,6 +1,8 @@
 //! Resuming: after a cancel, after SIGKILL, after the resource changed while
 //! the tool was not running, and with a control file that cannot be trusted.
+//! The library's tests run on both transports, and over https.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rangeget::{Download, Error};
+use rangeget::Error;
 use rangeget_fixture::{FileOptions, FixtureServer, pseudo_random_bytes};
 
 const LEN: usize = 8 << 20;
@@ -33,8 +35,8 @@ fn served(server: &FixtureServer, path: &str) -> u64 {
 
 /// Runs a download of `/f.bin` into `dir` and cancels it once `fraction` of
 /// the file has arrived.
-fn cancel_at(server: &FixtureServer, dir: &std::path::Path, fraction: f64) {
-    let d = Download::new(server.url("/f.bin")).connections(4).dir(dir);
+fn cancel_at(via: Via, server: &FixtureServer, dir: &std::path::Path, fraction: f64) {
+    let d = via.download(server, "/f.bin").connections(4).dir(dir);
     let cancel = d.cancel_handle();
     let e = d
         .progress(move |s| {
@@ -50,106 +52,105 @@ fn cancel_at(server: &FixtureServer, dir: &std::path::Path, fraction: f64) {
 }
 
 fn run_with_notices(
+    via: Via,
     server: &FixtureServer,
     dir: &std::path::Path,
 ) -> (rangeget::Summary, Vec<String>) {
-    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = notices.clone();
-    let s = Download::new(server.url("/f.bin"))
-        .connections(4)
-        .dir(dir)
-        .on_notice(move |m| sink.lock().unwrap().push(m.to_string()))
-        .run()
-        .unwrap();
-    let n = notices.lock().unwrap().clone();
+    let (r, n) = run_noting(via.download(server, "/f.bin").connections(4).dir(dir));
+    let s = r.unwrap_or_else(|e| panic!("{e} ({n:?})"));
+    via.assert_served(server);
     (s, n)
 }
 
-#[test]
-fn a_cancelled_download_resumes_with_if_range_and_fetches_only_the_rest() {
-    let server = FixtureServer::start().unwrap();
-    let body = pseudo_random_bytes(LEN, 3);
-    server.file("/f.bin", body.clone(), slow());
-    let dir = tempfile::tempdir().unwrap();
-    cancel_at(&server, dir.path(), 0.4);
-    let first = served(&server, "/f.bin");
-    server.clear_log();
+transport_test! {
+    fn a_cancelled_download_resumes_with_if_range_and_fetches_only_the_rest(via) {
+        let server = via.server();
+        let body = pseudo_random_bytes(LEN, 3);
+        server.file("/f.bin", body.clone(), slow());
+        let dir = tempfile::tempdir().unwrap();
+        cancel_at(via, &server, dir.path(), 0.4);
+        let first = served(&server, "/f.bin");
+        server.clear_log();
 
-    let (s, notices) = run_with_notices(&server, dir.path());
-    assert_eq!(sha256_file(&s.path), sha256(&body));
-    assert!(noticed(&notices, "resuming"), "{notices:?}");
-    assert_eq!(dir_entries(dir.path()), vec!["f.bin"], "state left behind");
-    let log = server.requests_for("/f.bin");
-    for r in log.iter().filter(|r| r.status == 206) {
-        assert_eq!(r.header("if-range"), Some("\"fixture-v1\""), "{r:?}");
+        let (s, notices) = run_with_notices(via, &server, dir.path());
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        assert!(noticed(&notices, "resuming"), "{notices:?}");
+        assert_eq!(dir_entries(dir.path()), vec!["f.bin"], "state left behind");
+        let log = server.requests_for("/f.bin");
+        for r in log.iter().filter(|r| r.status == 206) {
+            assert_eq!(r.header("if-range"), Some("\"fixture-v1\""), "{r:?}");
+        }
+        let second = served(&server, "/f.bin");
+        let total = first + second;
+        assert!(
+            total as f64 <= LEN as f64 * 1.05,
+            "served {total} bytes for a {LEN}-byte file ({first} + {second})"
+        );
     }
-    let second = served(&server, "/f.bin");
-    let total = first + second;
-    assert!(
-        total as f64 <= LEN as f64 * 1.05,
-        "served {total} bytes for a {LEN}-byte file ({first} + {second})"
-    );
 }
 
-#[test]
-fn a_resource_changed_while_we_were_away_is_never_mixed() {
-    let server = FixtureServer::start().unwrap();
-    server.file("/f.bin", pseudo_random_bytes(LEN, 3), slow());
-    let dir = tempfile::tempdir().unwrap();
-    cancel_at(&server, dir.path(), 0.4);
+transport_test! {
+    fn a_resource_changed_while_we_were_away_is_never_mixed(via) {
+        let server = via.server();
+        server.file("/f.bin", pseudo_random_bytes(LEN, 3), slow());
+        let dir = tempfile::tempdir().unwrap();
+        cancel_at(via, &server, dir.path(), 0.4);
 
-    // Same length, new content and validators.
-    let v2 = pseudo_random_bytes(LEN, 4);
-    let options = FileOptions {
-        etag: Some("\"fixture-v2\"".into()),
-        last_modified: Some("Thu, 22 Oct 2015 07:28:00 GMT".into()),
-        ..slow()
-    };
-    server.file("/f.bin", v2.clone(), options);
-    let (s, notices) = run_with_notices(&server, dir.path());
-    assert_eq!(sha256_file(&s.path), sha256(&v2));
-    assert!(noticed(&notices, "another version"), "{notices:?}");
+        // Same length, new content and validators.
+        let v2 = pseudo_random_bytes(LEN, 4);
+        let options = FileOptions {
+            etag: Some("\"fixture-v2\"".into()),
+            last_modified: Some("Thu, 22 Oct 2015 07:28:00 GMT".into()),
+            ..slow()
+        };
+        server.file("/f.bin", v2.clone(), options);
+        let (s, notices) = run_with_notices(via, &server, dir.path());
+        assert_eq!(sha256_file(&s.path), sha256(&v2));
+        assert!(noticed(&notices, "another version"), "{notices:?}");
+    }
 }
 
-#[test]
-fn an_untrustworthy_control_file_means_starting_over() {
-    let server = FixtureServer::start().unwrap();
-    let body = pseudo_random_bytes(LEN, 3);
-    server.file("/f.bin", body.clone(), slow());
-    let dir = tempfile::tempdir().unwrap();
-    cancel_at(&server, dir.path(), 0.3);
-    // Claim everything is done, without fixing the checksum.
-    let state = dir.path().join("f.bin.rangeget");
-    let text = std::fs::read_to_string(&state).unwrap();
-    let forged = text.replace("\"written\":[", &format!("\"written\":[[0,{LEN}],"));
-    assert_ne!(forged, text);
-    std::fs::write(&state, forged).unwrap();
-    server.clear_log();
-    let (s, notices) = run_with_notices(&server, dir.path());
-    assert_eq!(sha256_file(&s.path), sha256(&body));
-    assert!(noticed(&notices, "no valid state"), "{notices:?}");
-    assert!(
-        served(&server, "/f.bin") >= LEN as u64,
-        "did not start over"
-    );
+transport_test! {
+    fn an_untrustworthy_control_file_means_starting_over(via) {
+        let server = via.server();
+        let body = pseudo_random_bytes(LEN, 3);
+        server.file("/f.bin", body.clone(), slow());
+        let dir = tempfile::tempdir().unwrap();
+        cancel_at(via, &server, dir.path(), 0.3);
+        // Claim everything is done, without fixing the checksum.
+        let state = dir.path().join("f.bin.rangeget");
+        let text = std::fs::read_to_string(&state).unwrap();
+        let forged = text.replace("\"written\":[", &format!("\"written\":[[0,{LEN}],"));
+        assert_ne!(forged, text);
+        std::fs::write(&state, forged).unwrap();
+        server.clear_log();
+        let (s, notices) = run_with_notices(via, &server, dir.path());
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        assert!(noticed(&notices, "no valid state"), "{notices:?}");
+        assert!(
+            served(&server, "/f.bin") >= LEN as u64,
+            "did not start over"
+        );
+    }
 }
 
-#[test]
-fn no_resume_starts_afresh() {
-    let server = FixtureServer::start().unwrap();
-    let body = pseudo_random_bytes(LEN, 3);
-    server.file("/f.bin", body.clone(), slow());
-    let dir = tempfile::tempdir().unwrap();
-    cancel_at(&server, dir.path(), 0.3);
-    server.clear_log();
-    let s = Download::new(server.url("/f.bin"))
-        .connections(4)
-        .dir(dir.path())
-        .resume(false)
-        .run()
-        .unwrap();
-    assert_eq!(sha256_file(&s.path), sha256(&body));
-    assert!(served(&server, "/f.bin") >= LEN as u64);
+transport_test! {
+    fn no_resume_starts_afresh(via) {
+        let server = via.server();
+        let body = pseudo_random_bytes(LEN, 3);
+        server.file("/f.bin", body.clone(), slow());
+        let dir = tempfile::tempdir().unwrap();
+        cancel_at(via, &server, dir.path(), 0.3);
+        server.clear_log();
+        let s = via.download(&server, "/f.bin")
+            .connections(4)
+            .dir(dir.path())
+            .resume(false)
+            .run()
+            .unwrap();
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        assert!(served(&server, "/f.bin") >= LEN as u64);
+    }
 }
 
 /// The real binary, SIGKILLed at bounded random moments while it transfers,
@@ -225,73 +226,75 @@ fn sigkill_at_random_moments_then_resume() {
     assert!(ratio <= 1.05, "served {ratio:.3}x the file");
 }
 
-#[test]
-fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes() {
-    for sync in [None, Some(rangeget::SYNC_EVERY)] {
-        let server = FixtureServer::start().unwrap();
-        let body = pseudo_random_bytes(LEN, 5);
-        server.file("/f.bin", body.clone(), slow());
-        let dir = tempfile::tempdir().unwrap();
-        let d = Download::new(server.url("/f.bin"))
-            .connections(4)
-            .dir(dir.path())
-            .sync_every(sync);
-        let cancel = d.cancel_handle();
-        let e = d
-            .progress(move |s| {
-                if s.complete_rate().unwrap_or(0.0) >= 0.4 {
-                    cancel.cancel();
-                }
-            })
-            .run()
-            .unwrap_err();
-        assert!(matches!(e, Error::Cancelled), "{e}");
-        let st = rangeget::unversioned::State::load(&dir.path().join("f.bin.rangeget")).unwrap();
-        assert!(!st.written.is_empty());
-        match sync {
-            // Nothing was synced, so nothing is recorded as surviving a power loss.
-            None => assert!(st.done.is_empty(), "{:?}", st.done),
-            // A cancel syncs and records what was written as done.
-            Some(_) => assert_eq!(st.done, st.written),
+transport_test! {
+    fn without_syncing_the_state_holds_written_ranges_only_and_still_resumes(via) {
+        for sync in [None, Some(rangeget::SYNC_EVERY)] {
+            let server = via.server();
+            let body = pseudo_random_bytes(LEN, 5);
+            server.file("/f.bin", body.clone(), slow());
+            let dir = tempfile::tempdir().unwrap();
+            let d = via.download(&server, "/f.bin")
+                .connections(4)
+                .dir(dir.path())
+                .sync_every(sync);
+            let cancel = d.cancel_handle();
+            let e = d
+                .progress(move |s| {
+                    if s.complete_rate().unwrap_or(0.0) >= 0.4 {
+                        cancel.cancel();
+                    }
+                })
+                .run()
+                .unwrap_err();
+            assert!(matches!(e, Error::Cancelled), "{e}");
+            let st = rangeget::unversioned::State::load(&dir.path().join("f.bin.rangeget")).unwrap();
+            assert!(!st.written.is_empty());
+            match sync {
+                // Nothing was synced, so nothing is recorded as surviving a power loss.
+                None => assert!(st.done.is_empty(), "{:?}", st.done),
+                // A cancel syncs and records what was written as done.
+                Some(_) => assert_eq!(st.done, st.written),
+            }
+            let (s, notices) = run_with_notices(via, &server, dir.path());
+            assert_eq!(sha256_file(&s.path), sha256(&body));
+            assert!(noticed(&notices, "resuming"), "{notices:?}");
         }
-        let (s, notices) = run_with_notices(&server, dir.path());
-        assert_eq!(sha256_file(&s.path), sha256(&body));
-        assert!(noticed(&notices, "resuming"), "{notices:?}");
     }
 }
 
-#[test]
-fn a_long_download_syncs_as_it_goes_but_not_just_before_its_end() {
-    // One connection at 4 MiB/s: 2 s for 8 MiB, a sync due every 300 ms.
-    let server = FixtureServer::start().unwrap();
-    let body = pseudo_random_bytes(LEN, 9);
-    server.file("/f.bin", body.clone(), slow());
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("f.bin.rangeget");
-    let synced = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let seen = Arc::clone(&synced);
-    let s = Download::new(server.url("/f.bin"))
-        .connections(1)
-        .dir(dir.path())
-        .sync_every(Some(std::time::Duration::from_millis(300)))
-        .progress(move |_| {
-            if let Some(st) = rangeget::unversioned::State::load(&state) {
-                let done: u64 = st.done.iter().map(|r| r.end - r.start).sum();
-                seen.lock().unwrap().push(done);
-            }
-        })
-        .run()
-        .unwrap();
-    assert_eq!(sha256_file(&s.path), sha256(&body));
-    let synced = synced.lock().unwrap();
-    let last = synced.iter().copied().max().unwrap_or(0);
-    // Synced along the way...
-    assert!(last > 0, "no sync during a 2 s download: {synced:?}");
-    // ...but none in the last 300 ms (1.2 MiB at this rate): it would only
-    // have delayed the end.
-    assert!(
-        last < LEN as u64 - (1 << 20),
-        "a sync {} bytes before the end: {synced:?}",
-        LEN as u64 - last
-    );
+transport_test! {
+    fn a_long_download_syncs_as_it_goes_but_not_just_before_its_end(via) {
+        // One connection at 4 MiB/s: 2 s for 8 MiB, a sync due every 300 ms.
+        let server = via.server();
+        let body = pseudo_random_bytes(LEN, 9);
+        server.file("/f.bin", body.clone(), slow());
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("f.bin.rangeget");
+        let synced = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let seen = Arc::clone(&synced);
+        let s = via.download(&server, "/f.bin")
+            .connections(1)
+            .dir(dir.path())
+            .sync_every(Some(std::time::Duration::from_millis(300)))
+            .progress(move |_| {
+                if let Some(st) = rangeget::unversioned::State::load(&state) {
+                    let done: u64 = st.done.iter().map(|r| r.end - r.start).sum();
+                    seen.lock().unwrap().push(done);
+                }
+            })
+            .run()
+            .unwrap();
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        let synced = synced.lock().unwrap();
+        let last = synced.iter().copied().max().unwrap_or(0);
+        // Synced along the way...
+        assert!(last > 0, "no sync during a 2 s download: {synced:?}");
+        // ...but none in the last 300 ms (1.2 MiB at this rate): it would only
+        // have delayed the end.
+        assert!(
+            last < LEN as u64 - (1 << 20),
+            "a sync {} bytes before the end: {synced:?}",
+            LEN as u64 - last
+        );
+    }
 }

@@ -119,13 +119,20 @@ impl Via {
 
     /// A session on this transport that trusts `server`'s CA.
     pub fn session(self, server: &FixtureServer) -> SessionBuilder {
+        self.session_trusting(&[server])
+    }
+
+    /// A session on this transport that trusts the CAs of `servers`.
+    pub fn session_trusting(self, servers: &[&FixtureServer]) -> SessionBuilder {
         let b = Session::builder().engine(match self {
             Via::Wire => Engine::Auto,
             _ => Engine::Ureq,
         });
-        match server.ca_pem() {
-            Some(pem) => b.ca_pem(pem.as_bytes()).expect("the fixture's CA"),
-            None => b,
+        let pems: String = servers.iter().filter_map(|s| s.ca_pem()).collect();
+        if pems.is_empty() {
+            b
+        } else {
+            b.ca_pem(pems.as_bytes()).expect("the fixtures' CAs")
         }
     }
 

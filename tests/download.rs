@@ -731,3 +731,70 @@ transport_test! {
         );
     }
 }
+
+transport_test! {
+    fn an_empty_body_ends_at_once(via) {
+        // HEAD says 0, the one-byte probe is answered 200 with an empty body
+        // (a server that ignores ranges): that body is the download.
+        let (server, _) = serve(
+            via,
+            0,
+            FileOptions {
+                ignore_ranges: true,
+                ..FileOptions::default()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::time::Instant::now();
+        let s = via.download(&server, "/f.bin").dir(dir.path()).run().unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(std::fs::read(&s.path).unwrap(), b"");
+        via.assert_served(&server);
+    }
+}
+
+transport_test! {
+    fn a_chunked_body_closed_after_its_last_chunk_is_complete(via) {
+        // `0\r\n` and a close, without the final blank line.
+        let (server, body) = serve(
+            via,
+            2_000_003,
+            FileOptions {
+                ignore_ranges: true,
+                length: LengthMode::Chunked,
+                bare_last_chunk: true,
+                ..FileOptions::default()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let s = via
+            .download(&server, "/f.bin")
+            .retries(0)
+            .dir(dir.path())
+            .run()
+            .unwrap();
+        assert_eq!(sha256_file(&s.path), sha256(&body));
+        via.assert_served(&server);
+    }
+}
+
+transport_test! {
+    fn a_cancelled_stream_without_a_length_is_not_taken_for_complete(via) {
+        // A close-delimited body: a cancel shuts the socket, which ends such
+        // a body as a finished one would. It must still be a cancel.
+        let (server, _) = serve(
+            via,
+            8 << 20,
+            FileOptions {
+                ignore_ranges: true,
+                length: LengthMode::Close,
+                rate_limit: Some(2 << 20),
+                ..FileOptions::default()
+            },
+        );
+        let (e, took, dir) = cancelled_once(via, &server, 1 << 20);
+        assert_eq!(e.exit_code(), 130);
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+        assert!(!dir.path().join("f.bin").exists(), "a truncated file was saved");
+    }
+}

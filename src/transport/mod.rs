@@ -33,7 +33,11 @@ use crate::error::Error;
 use crate::http::HeaderMap;
 use crate::output::PartFile;
 
+// Linux-only code sits in one file; elsewhere a stand-in with the same API.
 #[cfg(target_os = "linux")]
+mod splice;
+#[cfg(not(target_os = "linux"))]
+#[path = "nosplice.rs"]
 mod splice;
 mod ureq;
 mod wire;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::splice::{Pipe, Refused};
 use super::{Body, Head, MAX_HEAD, MAX_HEADERS, MAX_INTERIM, Request, Response, Settings};
 use super::{Transport, fail};
 use crate::cancel::Line;
@@ -102,13 +103,15 @@ impl Transport for Wire {
         let request = build_request(req, &authority);
         let head_only = req.method.eq_ignore_ascii_case("HEAD");
         // A reused connection that turns out dead before any answer came is
-        // replaced by a new one: nothing was answered, so asking again is safe.
+        // replaced by a new one: nothing was answered, so asking again is
+        // safe where asking twice is harmless (RFC 9112 9.3.1).
+        let idempotent = matches!(req.method, "GET" | "HEAD");
         if let Some(mut conn) = self.pool.take(&key) {
             req.line.attach(conn.shutdown_handle());
             match conn.exchange(&request, url, self.settings.read_timeout, head_only) {
                 Ok(answer) => return Ok(self.respond(conn, answer, req)),
-                Err(Exchange::Unanswered(_)) => {}
-                Err(Exchange::Failed(e)) => return Err(e),
+                Err(Exchange::Unanswered(_)) if idempotent => {}
+                Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => return Err(e),
             }
         }
         let mut conn = Conn::open(url, host, port, key, &self.settings, req.line)?;
@@ -127,7 +130,7 @@ impl Wire {
         let frame = answer.frame;
         let body = WireBody {
             conn: Some(conn),
-            finished: matches!(frame, Frame::Empty),
+            finished: matches!(frame, Frame::Empty | Frame::Length(0)),
             frame,
             keep_alive: answer.keep_alive,
             held: Held::Nothing,
@@ -212,9 +215,7 @@ struct Conn {
     start: usize,
     end: usize,
     /// The pipe that bodies pass through, and whether splicing works here.
-    #[cfg(target_os = "linux")]
-    pipe: Option<super::splice::Pipe>,
-    #[cfg(target_os = "linux")]
+    pipe: Option<Pipe>,
     splice: bool,
 }
 
@@ -283,9 +284,7 @@ impl Conn {
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
-            #[cfg(target_os = "linux")]
             pipe: None,
-            #[cfg(target_os = "linux")]
             splice: true,
         };
         line.attach(conn.shutdown_handle());
@@ -510,7 +509,6 @@ enum Held {
         n: usize,
     },
     /// In the pipe.
-    #[cfg(target_os = "linux")]
     Pipe(usize),
 }
 
@@ -573,7 +571,9 @@ impl WireBody {
         }
     }
 
-    /// Starts the next chunk: its size, or at the last chunk the trailers.
+    /// Starts the next chunk: its size, or at the last chunk (0) the
+    /// trailers; `u64::MAX` when the server closed right after the last
+    /// chunk.
     fn next_chunk(conn: &mut Conn, started: bool) -> io::Result<u64> {
         if started && !Self::line(conn, 0)?.is_empty() {
             return Err(invalid("a chunk longer than its size".into()));
@@ -590,7 +590,16 @@ impl WireBody {
             // Trailers, up to the blank line, within the head's limit.
             let mut seen = 0;
             loop {
-                let l = Self::line(conn, MAX_HEAD)?;
+                let l = match Self::line(conn, MAX_HEAD) {
+                    Ok(l) => l,
+                    // The last chunk came, then the server closed without the
+                    // final blank line: every byte is here (ureq agrees). The
+                    // connection is not reused (the caller sees no keep-alive).
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Ok(u64::MAX);
+                    }
+                    Err(e) => return Err(e),
+                };
                 seen += l.len() + 2;
                 if l.is_empty() {
                     break;
@@ -625,10 +634,7 @@ impl WireBody {
                     match Self::splice_in(conn, max, splice)? {
                         Some(n) => {
                             if n > 0 {
-                                #[cfg(target_os = "linux")]
-                                {
-                                    self.held = Held::Pipe(n);
-                                }
+                                self.held = Held::Pipe(n);
                             }
                             n
                         }
@@ -650,8 +656,10 @@ impl WireBody {
             Frame::Chunked { left, started } => {
                 let left = if left == 0 {
                     let n = Self::next_chunk(conn, started)?;
-                    if n == 0 {
+                    if n == 0 || n == u64::MAX {
                         self.finished = true;
+                        // Closed after the last chunk: not for another request.
+                        self.keep_alive &= n == 0;
                         return Ok(0);
                     }
                     n
@@ -684,9 +692,7 @@ impl WireBody {
 
     /// Splices up to `max` bytes from the socket into the pipe; `None` when
     /// splicing is not allowed or not possible here (then read instead).
-    #[cfg(target_os = "linux")]
     fn splice_in(conn: &mut Conn, max: usize, allowed: bool) -> io::Result<Option<usize>> {
-        use super::splice::{Pipe, Refused};
         if !allowed || !conn.splice {
             return Ok(None);
         }
@@ -707,11 +713,6 @@ impl WireBody {
             Err(Refused::Io(e)) => Err(normalize(e)),
         }
     }
-
-    #[cfg(not(target_os = "linux"))]
-    fn splice_in(_: &mut Conn, _: usize, _: bool) -> io::Result<Option<usize>> {
-        Ok(None)
-    }
 }
 
 impl Body for WireBody {
@@ -727,7 +728,6 @@ impl Body for WireBody {
         match held {
             Held::Nothing => Ok(()),
             Held::Memory { at, n: k } => file.write_at(&conn.buf[at..at + n.min(k)], offset),
-            #[cfg(target_os = "linux")]
             Held::Pipe(k) => {
                 let Some(pipe) = &conn.pipe else {
                     return Ok(());
@@ -763,7 +763,6 @@ impl Drop for WireBody {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        #[cfg(target_os = "linux")]
         if matches!(self.held, Held::Pipe(_)) {
             conn.pipe = None;
         }

@@ -187,6 +187,9 @@ pub(crate) fn run_ranged(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
 fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
     let line = &job.lines[worker];
     loop {
+        // A pause the server asked for is waited out before taking work:
+        // bytes held by a worker that waits would look stalled to others.
+        job.wait_turn();
         if job.halted() {
             return job.leave(None, Ok(()));
         }
@@ -297,13 +300,15 @@ fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
 
 /// One request for what is left of segment `seg`.
 fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<(), Attempt> {
-    job.wait_turn();
-    let (pos, end) = job.plan().position(seg);
-    if pos >= end || job.halted() {
-        return Ok(());
-    }
+    // From here on a takeover of `seg` reaches this request: begun before
+    // the position is read, so that none can slip in between.
     line.begin(seg);
-    let result = fetch_range(job, seg, pos, end, line);
+    let (pos, end) = job.plan().position(seg);
+    let result = if pos >= end || job.halted() {
+        Ok(())
+    } else {
+        fetch_range(job, seg, pos, end, line)
+    };
     line.end();
     result
 }

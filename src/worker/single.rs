@@ -53,6 +53,11 @@ pub(crate) fn run_single(
                 .map_err(Failure::judge)
                 .and_then(|f| stream_whole(f, out)),
         };
+        // A cancel shuts the socket: a body without a length then looks
+        // complete. It is not.
+        if src.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         match attempt {
             Ok(n) => {
                 let sha = match hasher {

@@ -3,9 +3,8 @@
 //! are written with mode 0600 through a temporary file and a rename, so a crash
 //! never leaves a half-written jar.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use cookie_store::{CookieDomain, CookieExpiration, CookieStore, RawCookie};
@@ -13,6 +12,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::error::Error;
+use crate::http::clip;
 
 /// A jar file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,21 +54,262 @@ fn jar_error(path: &Path, line: Option<usize>, reason: impl Into<String>) -> Err
     }
 }
 
+/// The largest jar file read: [`MAX_COOKIES`] cookies of [`MAX_COOKIE_BYTES`]
+/// fit several times over.
+pub const MAX_JAR_BYTES: u64 = 64 << 20;
+
 /// Reads a jar file. A missing file is an empty jar. Expired cookies are dropped.
 pub fn read(path: &Path) -> Result<CookieStore, Error> {
-    match fs::read_to_string(path) {
-        Ok(text) => parse(&text).map_err(|(line, reason)| jar_error(path, line, reason)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CookieStore::new()),
-        Err(e) => Err(Error::io(path, "read the cookie jar", e)),
+    use std::io::Read;
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(CookieStore::new()),
+        Err(e) => return Err(Error::io(path, "read the cookie jar", e)),
+    };
+    let mut text = String::new();
+    file.take(MAX_JAR_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, "read the cookie jar", e))?;
+    if text.len() as u64 > MAX_JAR_BYTES {
+        return Err(jar_error(
+            path,
+            None,
+            format!("larger than {MAX_JAR_BYTES} bytes: not a cookie jar"),
+        ));
     }
+    parse(&text).map_err(|(line, reason)| jar_error(path, line, reason))
 }
 
-/// Adds the unexpired cookies of `from` to `into` (replacing same-named ones).
-pub fn merge(into: &mut CookieStore, from: &CookieStore) {
-    for c in from.iter_unexpired() {
-        if let Some(url) = cookie_url(c) {
-            let _ = into.insert(c.clone(), &url);
+/// The most cookies kept for one site (its registrable domain, as the
+/// public-suffix list defines it): RFC 6265 6.1 asks for at least 50.
+pub const MAX_COOKIES_PER_SITE: usize = 50;
+
+/// The most cookies kept in all: RFC 6265 6.1 asks for at least 3000.
+pub const MAX_COOKIES: usize = 3000;
+
+/// The largest cookie kept, name and value together: RFC 6265 6.1 asks for
+/// at least 4096 bytes.
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
+/// The most bytes of jar cookies sent in one `Cookie` header: beyond it the
+/// oldest cookies are left out, so that no jar can make a request too large
+/// to send (or for the server to accept).
+pub const MAX_COOKIE_HEADER: usize = 8 << 10;
+
+/// The most `Set-Cookie` fields of one answer looked at.
+pub const MAX_SET_COOKIES: usize = 100;
+
+type Key = (String, String, String);
+
+/// A session's cookie jar: cookie_store's store, under the rules and limits
+/// browsers keep. A cookie for a whole public suffix (`Domain=co.uk`) is
+/// refused, as is one whose name or value holds a control character (a TAB
+/// would break the Netscape file) or that is larger than
+/// [`MAX_COOKIE_BYTES`]; beyond [`MAX_COOKIES_PER_SITE`] for a site or
+/// [`MAX_COOKIES`] in all, the oldest go first.
+pub(crate) struct Jar {
+    store: CookieStore,
+    /// When each cookie was stored (a counter): the oldest go first.
+    ages: std::collections::HashMap<Key, u64>,
+    next: u64,
+}
+
+fn key(c: &cookie_store::Cookie<'static>) -> Option<Key> {
+    Some((
+        cookie_host(c)?.to_string(),
+        c.path.to_string(),
+        c.name().to_string(),
+    ))
+}
+
+/// The site a host belongs to: its registrable domain (`a.example.co.uk` →
+/// `example.co.uk`), or the host itself (an IP address, `localhost`).
+fn site(host: &str) -> &str {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host;
+    }
+    psl::domain_str(host).unwrap_or(host)
+}
+
+/// Whether a cookie from `url` may be stored, after making a `Domain` that
+/// is a public suffix host-only when it is the host itself (RFC 6265 5.3.5).
+fn admit(raw: &mut RawCookie<'static>, url: &Url) -> bool {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    if raw.name().is_empty() || bad(raw.name()) || bad(raw.value()) {
+        return false;
+    }
+    if raw.name().len() + raw.value().len() > MAX_COOKIE_BYTES {
+        return false;
+    }
+    let Some(domain) = raw
+        .domain()
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+    else {
+        return true;
+    };
+    if domain.parse::<std::net::IpAddr>().is_ok() || psl::domain_str(&domain).is_some() {
+        return true;
+    }
+    // A public suffix (or no domain at all): only as the host itself.
+    if url
+        .host_str()
+        .is_some_and(|h| h.eq_ignore_ascii_case(&domain))
+    {
+        raw.unset_domain();
+        return true;
+    }
+    false
+}
+
+impl Jar {
+    /// An empty jar.
+    pub fn new() -> Jar {
+        Jar {
+            store: CookieStore::new(),
+            ages: Default::default(),
+            next: 0,
         }
+    }
+
+    /// The store, to read.
+    pub fn store(&self) -> &CookieStore {
+        &self.store
+    }
+
+    fn stored(&mut self, c: &cookie_store::Cookie<'static>) {
+        if let Some(k) = key(c) {
+            self.next += 1;
+            self.ages.insert(k, self.next);
+        }
+    }
+
+    /// Stores what an answer from `url` sets (at most [`MAX_SET_COOKIES`]).
+    pub fn store_response<'v>(&mut self, url: &Url, values: impl Iterator<Item = &'v str>) {
+        for v in values.take(MAX_SET_COOKIES) {
+            let Ok(mut raw) = RawCookie::parse(v.to_string()) else {
+                continue;
+            };
+            if !admit(&mut raw, url) {
+                continue;
+            }
+            // A cookie the store refuses (a domain that is not the host's) is
+            // ignored, as browsers do.
+            if self.store.insert_raw(&raw, url).is_ok()
+                && let Some(c) = self.find(&raw, url)
+            {
+                self.stored(&c);
+            }
+        }
+        self.enforce_limits();
+    }
+
+    /// The stored cookie `raw` became, to date it.
+    fn find(&self, raw: &RawCookie<'_>, url: &Url) -> Option<cookie_store::Cookie<'static>> {
+        self.store
+            .iter_any()
+            .filter(|c| c.name() == raw.name())
+            .filter(|c| {
+                cookie_host(c).is_some_and(|h| url.host_str().is_some_and(|u| u.ends_with(h)))
+            })
+            .find(|c| raw.path().is_none_or(|p| *c.path == *p))
+            .cloned()
+    }
+
+    /// Stores a cookie for `url` (a run-only one, or one loaded from a file).
+    pub fn insert(&mut self, mut raw: RawCookie<'static>, url: &Url) -> Result<(), String> {
+        if !admit(&mut raw, url) {
+            return Err("refused (a control character, too large, or a public suffix)".into());
+        }
+        self.store
+            .insert_raw(&raw, url)
+            .map_err(|e| crate::http::clip(&e.to_string()))?;
+        if let Some(c) = self.find(&raw, url) {
+            self.stored(&c);
+        }
+        self.enforce_limits();
+        Ok(())
+    }
+
+    /// Adds the unexpired cookies of `from` (a jar file's), under the same
+    /// rules, replacing same-named ones.
+    pub fn merge(&mut self, from: &CookieStore) {
+        for c in from.iter_unexpired() {
+            let Some(url) = cookie_url(c) else { continue };
+            let mut raw: RawCookie<'static> = RawCookie::clone(c);
+            if !c.path.starts_with('/') || !admit(&mut raw, &url) {
+                continue;
+            }
+            if self.store.insert(c.clone(), &url).is_ok() {
+                self.stored(c);
+            }
+        }
+        self.enforce_limits();
+    }
+
+    /// Drops the oldest cookies beyond the per-site and total limits.
+    fn enforce_limits(&mut self) {
+        let mut all: Vec<(u64, String, Key)> = self
+            .store
+            .iter_any()
+            .filter_map(|c| {
+                let k = key(c)?;
+                let age = self.ages.get(&k).copied().unwrap_or(0);
+                Some((age, site(&k.0).to_string(), k))
+            })
+            .collect();
+        if all.len() <= MAX_COOKIES_PER_SITE {
+            return;
+        }
+        // Newest first: whatever comes after the limits is dropped.
+        all.sort_by_key(|a| std::cmp::Reverse(a.0));
+        let mut per_site: std::collections::HashMap<String, usize> = Default::default();
+        let mut kept = 0;
+        for (_, site, k) in all {
+            let n = per_site.entry(site).or_default();
+            if *n < MAX_COOKIES_PER_SITE && kept < MAX_COOKIES {
+                *n += 1;
+                kept += 1;
+            } else {
+                self.store.remove(&k.0, &k.1, &k.2);
+                self.ages.remove(&k);
+            }
+        }
+    }
+
+    /// The jar's part of a `Cookie` header for `url` (`Secure` cookies only
+    /// over https), at most [`MAX_COOKIE_HEADER`] bytes of it: the newest
+    /// cookies first, the oldest left out. Also how many were left out.
+    pub fn header_values(&self, url: &Url) -> (Vec<String>, usize) {
+        let https = url.scheme() == "https";
+        let matching: Vec<&cookie_store::Cookie<'static>> = self
+            .store
+            .matches(url)
+            .into_iter()
+            .filter(|c| https || !c.secure().unwrap_or(false))
+            .collect();
+        let age = |c: &cookie_store::Cookie<'static>| {
+            key(c).and_then(|k| self.ages.get(&k).copied()).unwrap_or(0)
+        };
+        let mut by_age: Vec<usize> = (0..matching.len()).collect();
+        by_age.sort_by_key(|&i| std::cmp::Reverse(age(matching[i])));
+        let mut keep = vec![false; matching.len()];
+        let mut size = 0;
+        for i in by_age {
+            let c = matching[i];
+            let len = c.name().len() + c.value().len() + 3;
+            if size + len <= MAX_COOKIE_HEADER {
+                size += len;
+                keep[i] = true;
+            }
+        }
+        let dropped = keep.iter().filter(|k| !**k).count();
+        let values = matching
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(c, _)| format!("{}={}", c.name(), c.value()))
+            .collect();
+        (values, dropped)
     }
 }
 
@@ -87,7 +328,10 @@ pub fn parse(text: &str) -> Result<CookieStore, (Option<usize>, String)> {
             let line = e
                 .downcast_ref::<serde_json::Error>()
                 .map(serde_json::Error::line);
-            (line, format!("not a valid JSON cookie jar: {e}"))
+            (
+                line,
+                format!("not a valid JSON cookie jar: {}", clip(&e.to_string())),
+            )
         }),
         JarFormat::Netscape => parse_netscape(text),
     }
@@ -119,14 +363,17 @@ fn parse_netscape(text: &str) -> Result<CookieStore, (Option<usize>, String)> {
         let flag = |v: &str, what: &str| match v.to_ascii_uppercase().as_str() {
             "TRUE" => Ok(true),
             "FALSE" => Ok(false),
-            _ => Err((lineno, format!("{what} must be TRUE or FALSE, not {v:?}"))),
+            _ => Err((
+                lineno,
+                format!("{what} must be TRUE or FALSE, not {:?}", clip(v)),
+            )),
         };
         let include_subdomains = flag(f[1], "the subdomains field")?;
         let secure = flag(f[3], "the secure field")?;
         let expiry: i64 = f[4]
             .trim()
             .parse()
-            .map_err(|_| (lineno, format!("expiry {:?} is not a number", f[4])))?;
+            .map_err(|_| (lineno, format!("expiry {:?} is not a number", clip(f[4]))))?;
         let host = f[0].trim_start_matches('.').to_ascii_lowercase();
         if host.is_empty() {
             return Err((lineno, "empty domain".to_string()));
@@ -148,11 +395,15 @@ fn parse_netscape(text: &str) -> Result<CookieStore, (Option<usize>, String)> {
             raw = raw.expires(at);
         }
         let scheme = if secure { "https" } else { "http" };
-        let url = Url::parse(&format!("{scheme}://{host}{path}"))
-            .map_err(|e| (lineno, format!("domain {:?} is not a host name: {e}", f[0])))?;
+        let url = Url::parse(&format!("{scheme}://{host}{path}")).map_err(|e| {
+            (
+                lineno,
+                format!("domain {:?} is not a host name: {e}", clip(f[0])),
+            )
+        })?;
         store
             .insert_raw(&raw.build(), &url)
-            .map_err(|e| (lineno, format!("cookie refused: {e}")))?;
+            .map_err(|e| (lineno, format!("cookie refused: {}", clip(&e.to_string()))))?;
     }
     Ok(store)
 }
@@ -184,8 +435,19 @@ pub fn to_netscape(
     let mut out = String::from(
         "# Netscape HTTP Cookie File\n# https://curl.se/docs/http-cookies.html\n# Written by rangeget.\n\n",
     );
-    // Sorted, so that the same jar always gives the same file.
-    let mut kept: Vec<_> = store.iter_unexpired().filter(|c| !skip(c)).collect();
+    // Sorted, so that the same jar always gives the same file. A cookie
+    // with a control character could not be read back: never written.
+    let writable = |c: &&cookie_store::Cookie<'static>| {
+        c.path.starts_with('/')
+            && ![c.name(), c.value(), &c.path]
+                .iter()
+                .any(|f| f.chars().any(char::is_control))
+    };
+    let mut kept: Vec<_> = store
+        .iter_unexpired()
+        .filter(|c| !skip(c))
+        .filter(writable)
+        .collect();
     kept.sort_by(|a, b| {
         (cookie_host(a), &*a.path, a.name()).cmp(&(cookie_host(b), &*b.path, b.name()))
     });
@@ -240,30 +502,12 @@ pub fn to_json(
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Writes `text` to `path` atomically with mode 0600: a temporary file in the
-/// same directory, fsync, rename.
+/// Writes `text` to `path` atomically with mode 0600: a temporary file with a
+/// random name in the same directory, created exclusively (nobody else's file
+/// or link is ever written), fsync, rename.
 pub fn write_private(path: &Path, text: &str) -> Result<(), Error> {
-    let dir = crate::output::parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cookies".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, "save the cookie jar", e)
-    })
+    crate::output::replace_file(path, text.as_bytes(), true)
+        .map_err(|e| Error::io(path, "save the cookie jar", e))
 }
 
 #[cfg(test)]
@@ -320,6 +564,122 @@ mod tests {
         // Secure cookies never go over http; paths are respected.
         assert!(values("http://www.example.com/docs/a").is_empty());
         assert!(values("https://www.example.com/other").is_empty());
+    }
+
+    fn names(jar: &Jar, url: &str) -> Vec<String> {
+        let (values, _) = jar.header_values(&Url::parse(url).unwrap());
+        values
+    }
+
+    #[test]
+    fn a_public_suffix_is_never_a_cookie_domain() {
+        let mut jar = Jar::new();
+        let from = Url::parse("http://shop.example.co.uk/").unwrap();
+        jar.store_response(
+            &from,
+            [
+                "pub=1; Domain=co.uk",
+                "own=1; Domain=example.co.uk",
+                "host=1",
+            ]
+            .into_iter(),
+        );
+        assert!(
+            names(&jar, "http://bank.co.uk/").is_empty(),
+            "co.uk cookie leaked"
+        );
+        assert_eq!(names(&jar, "http://www.example.co.uk/"), vec!["own=1"]);
+        // A public suffix that is the host itself is kept, host-only.
+        let mut jar = Jar::new();
+        jar.store_response(
+            &Url::parse("http://localhost/").unwrap(),
+            ["a=1; Domain=localhost"].into_iter(),
+        );
+        assert_eq!(names(&jar, "http://localhost/"), vec!["a=1"]);
+    }
+
+    #[test]
+    fn what_the_file_cannot_hold_is_not_stored() {
+        let mut jar = Jar::new();
+        let url = Url::parse("http://h.example/").unwrap();
+        let big = format!("big={}", "x".repeat(MAX_COOKIE_BYTES));
+        jar.store_response(&url, ["tab=a\tb", big.as_str(), "ok=1"].into_iter());
+        assert_eq!(names(&jar, "http://h.example/"), vec!["ok=1"]);
+        let text = to_netscape(jar.store(), &|_| false);
+        assert!(parse(&text).is_ok(), "{text}");
+    }
+
+    #[test]
+    fn limits_drop_the_oldest_cookies() {
+        let mut jar = Jar::new();
+        let url = Url::parse("http://a.example.com/").unwrap();
+        let many: Vec<String> = (0..MAX_COOKIES_PER_SITE + 20)
+            .map(|i| format!("c{i}=v"))
+            .collect();
+        jar.store_response(&url, many.iter().map(String::as_str));
+        let kept = names(&jar, "http://a.example.com/");
+        assert_eq!(kept.len(), MAX_COOKIES_PER_SITE);
+        assert!(!kept.contains(&"c0=v".to_string()) && kept.contains(&"c69=v".to_string()));
+        // Another host of the same site shares the site's limit.
+        jar.store_response(
+            &Url::parse("http://b.example.com/").unwrap(),
+            ["new=1"].into_iter(),
+        );
+        let both = jar.store().iter_any().count();
+        assert_eq!(both, MAX_COOKIES_PER_SITE);
+        // In all, across sites.
+        for site in 0..(MAX_COOKIES / MAX_COOKIES_PER_SITE + 5) {
+            let url = Url::parse(&format!("http://s{site}.example/")).unwrap();
+            jar.store_response(&url, many.iter().map(String::as_str));
+        }
+        assert_eq!(jar.store().iter_any().count(), MAX_COOKIES);
+    }
+
+    #[test]
+    fn a_cookie_header_never_grows_past_its_limit() {
+        let mut jar = Jar::new();
+        let url = Url::parse("http://h.example/").unwrap();
+        let fat: Vec<String> = (0..40)
+            .map(|i| format!("k{i:02}={}", "v".repeat(1000)))
+            .collect();
+        jar.store_response(&url, fat.iter().map(String::as_str));
+        let (values, dropped) = jar.header_values(&url);
+        let size: usize = values.iter().map(|v| v.len() + 2).sum();
+        assert!(size <= MAX_COOKIE_HEADER, "{size}");
+        assert_eq!(values.len() + dropped, 40);
+        assert!(dropped > 0);
+        // The newest are the ones sent.
+        assert!(values.iter().any(|v| v.starts_with("k39=")));
+        assert!(!values.iter().any(|v| v.starts_with("k00=")));
+    }
+
+    #[test]
+    fn fuzz_jar_files() {
+        // Never a panic; a jar that loads saves as a file that loads again
+        // with the same cookies.
+        let mut m = crate::fuzz::Mutator::new(0x1a7);
+        for seed in crate::fuzz::corpus("jars") {
+            for _ in 0..crate::fuzz::rounds() {
+                let text = String::from_utf8_lossy(&m.mutate(&seed)).into_owned();
+                if let Ok(store) = parse(&text) {
+                    let mut jar = Jar::new();
+                    jar.merge(&store);
+                    let out = to_netscape(jar.store(), &|_| false);
+                    let back = parse(&out).unwrap_or_else(|e| panic!("{e:?} reading back {out:?}"));
+                    assert_eq!(to_netscape(&back, &|_| false), out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn echoed_input_in_errors_is_clipped() {
+        let line = format!(
+            "example.com\tFALSE\t/\tFALSE\t{}\ta\tb\n",
+            "9x".repeat(1 << 20)
+        );
+        let e = parse(&line).unwrap_err();
+        assert!(e.1.len() < 400, "{} bytes of message", e.1.len());
     }
 
     #[test]

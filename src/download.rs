@@ -291,12 +291,14 @@ impl Download {
         let mut trust_head = true;
         let mut restarted = false;
         loop {
-            let probed = probe::probe(&session, &url, trust_head, self.retries, &self.cancel)?;
+            let probed = probe::probe(&session, &url, trust_head, self.retries, &self.cancel);
+            self.pass_on(&session);
+            let probed = probed?;
             let resource = probed.resource;
             let path = self.choose_path(&url, &resource);
             let state_file = state::state_path(&path);
             let resume = if self.resume && !restarted {
-                self.resumable(&path, &state_file, &resource)
+                self.resumable(&path, &state_file, &resource)?
             } else {
                 None
             };
@@ -341,6 +343,7 @@ impl Download {
                 }
                 result
             });
+            self.pass_on(&session);
             match result? {
                 Outcome::Done {
                     bytes,
@@ -385,6 +388,13 @@ impl Download {
         }
     }
 
+    /// Passes on what the session has to tell the user.
+    fn pass_on(&self, session: &Session) {
+        for note in session.take_notes() {
+            self.notify(&note);
+        }
+    }
+
     /// The digests the download must match: the user's and the server's.
     fn expected_digests<'r>(
         &'r self,
@@ -395,36 +405,62 @@ impl Download {
 
     /// The saved state of an earlier run of this download, if `NAME.part` and
     /// its control file are there and prove to be the same version of the same
-    /// resource. Says why when there is a `.part` it cannot use.
-    fn resumable(&self, path: &Path, state_file: &Path, resource: &Resource) -> Option<State> {
+    /// file: the same URL, or another URL (a mirror, a presigned link with a
+    /// new query) serving a file of the same length and strong `ETag` (or,
+    /// without an `ETag`, the same `Last-Modified`). Says why when there is a
+    /// `.part` it cannot use. A `.part` that another download (another URL,
+    /// another file) left unfinished is never discarded unasked: an error,
+    /// unless resuming is off.
+    fn resumable(
+        &self,
+        path: &Path,
+        state_file: &Path,
+        resource: &Resource,
+    ) -> Result<Option<State>, Error> {
         let part = output::part_path(path);
-        let part_len = std::fs::metadata(&part).ok()?.len();
+        let Ok(meta) = std::fs::symlink_metadata(&part) else {
+            return Ok(None);
+        };
         let name = part.display();
+        if !meta.is_file() {
+            self.notify(&format!("{name} is not a regular file: replacing it"));
+            return Ok(None);
+        }
         let Some(st) = State::load(state_file) else {
             self.notify(&format!("{name} has no valid state file: starting over"));
-            return None;
+            return Ok(None);
         };
-        if st.url != crate::error::redact(resource.url.as_str())
-            && st.final_url != crate::error::redact(resource.final_url.as_str())
-        {
+        let same_url = st.url == crate::error::redact(resource.url.as_str())
+            || st.final_url == crate::error::redact(resource.final_url.as_str());
+        if st.matches(resource) && meta.len() == st.length {
+            if !same_url {
+                self.notify(&format!(
+                    "{name} was started from {}: the same file (length and {} match)",
+                    st.url,
+                    if st.etag.is_some() {
+                        "ETag"
+                    } else {
+                        "Last-Modified"
+                    }
+                ));
+            }
             self.notify(&format!(
-                "{name} is a download of {}: starting over",
-                st.url
+                "resuming {name}: {} of {} bytes already there",
+                st.usable_bytes(),
+                st.length
             ));
-            return None;
+            return Ok(Some(st));
         }
-        if !st.matches(resource) || part_len != st.length {
+        if same_url {
             self.notify(&format!(
                 "{name} holds another version of the file (length or ETag/Last-Modified differ, or none to compare): starting over"
             ));
-            return None;
+            return Ok(None);
         }
-        self.notify(&format!(
-            "resuming {name}: {} of {} bytes already there",
-            st.usable_bytes(),
-            st.length
-        ));
-        Some(st)
+        Err(Error::Occupied {
+            path: part,
+            url: st.url,
+        })
     }
 
     /// Fetches every byte into `file`.

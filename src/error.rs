@@ -80,6 +80,20 @@ pub enum Error {
     #[error("{0} already exists; pass --force to overwrite it, or choose another name with -o")]
     OutputExists(PathBuf),
 
+    /// `NAME.part` holds an unfinished download of another file: it is not
+    /// discarded unless resuming is turned off (`--no-resume`).
+    #[error(
+        "{}: holds an unfinished download of {}; pass --no-resume to discard it, or choose another name with -o",
+        path.display(),
+        redact(url)
+    )]
+    Occupied {
+        /// The partial file.
+        path: PathBuf,
+        /// The URL it is a download of.
+        url: String,
+    },
+
     /// A local file operation failed (missing directory, no permission, full disk…).
     #[error("{path}: cannot {action}: {source}")]
     Io {
@@ -176,6 +190,7 @@ impl Error {
             }
             Error::HttpStatus { .. } => 4,
             Error::OutputExists(_)
+            | Error::Occupied { .. }
             | Error::Io { .. }
             | Error::DiskFull { .. }
             | Error::CookieJar { .. } => 5,

@@ -71,6 +71,9 @@ pub mod urlparse;
 mod checkpoint;
 mod checksum;
 mod download;
+
+#[cfg(test)]
+mod fuzz;
 mod output;
 mod plan;
 mod probe;

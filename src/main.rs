@@ -150,8 +150,8 @@ fn run(args: Args) -> Result<(), Error> {
         .connect_timeout(seconds("--connect-timeout", args.connect_timeout)?)
         .read_timeout(seconds("--read-timeout", args.read_timeout)?)
         .max_connections(args.connections.into());
-    if let Some(ua) = args.user_agent {
-        session = session.user_agent(ua);
+    if let Some(ua) = &args.user_agent {
+        session = session.try_user_agent(ua)?;
     }
     let ca = args
         .cacert

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -123,25 +123,62 @@ fn decode_ext_value(v: &str) -> Option<String> {
     }
 }
 
+/// The longest name rangeget makes up (bytes), from a URL or a
+/// `Content-Disposition`: room is left for its own suffixes (`.part`,
+/// `.rangeget`, a temporary file's `.NAME.rangeget.XXXXXX.tmp`) within the
+/// 255 bytes most file systems allow.
+pub const MAX_NAME: usize = 200;
+
+/// Characters that show nothing or reorder what is shown: bidirectional
+/// controls (`invoice\u{202e}fdp.exe` displays as "invoiceexe.pdf"),
+/// zero-width ones, the soft hyphen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// Makes a proposed file name safe to create inside the output directory: only
 /// its last path component is kept (`/` and `\` both separate), control
-/// characters and NUL are removed, leading dots and spaces are dropped (no
-/// hidden files, no `..`), and the result is at most 255 bytes. `None` when
-/// nothing usable is left.
+/// characters, NUL, bidirectional controls and zero-width characters are
+/// removed, leading dots and spaces are dropped (no hidden files, no `..`),
+/// and a name longer than [`MAX_NAME`] bytes is shortened, keeping its
+/// extension. `None` when nothing usable is left.
 pub fn sanitize(name: &str) -> Option<String> {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control() && !invisible(*c))
+        .collect();
     let trimmed = cleaned.trim_start_matches(['.', ' ']).trim_end();
     if trimmed.is_empty() {
         return None;
     }
+    if trimmed.len() <= MAX_NAME {
+        return Some(trimmed.to_string());
+    }
+    // Keep a short extension (".tar.gz" keeps ".gz"), shorten the stem.
+    let ext = match trimmed.rfind('.') {
+        Some(i) if i > 0 && trimmed.len() - i <= 16 => &trimmed[i..],
+        _ => "",
+    };
+    let stem = &trimmed[..trimmed.len() - ext.len()];
     let mut out = String::new();
-    for c in trimmed.chars() {
-        if out.len() + c.len_utf8() > 255 {
+    for c in stem.chars() {
+        if out.len() + c.len_utf8() + ext.len() > MAX_NAME {
             break;
         }
         out.push(c);
     }
+    out.push_str(ext);
     Some(out)
 }
 
@@ -168,20 +205,29 @@ pub struct PartFile {
 }
 
 impl PartFile {
-    /// Creates (or truncates) `NAME.part` and, when the length is known, sets its
-    /// size so that workers can write anywhere in it. Refuses when `NAME` exists
-    /// and `force` is not set.
+    /// Creates `NAME.part` afresh and, when the length is known, reserves
+    /// its size so that workers can write anywhere in it. Whatever was at
+    /// `NAME.part` before (an older partial file, or a link someone planted)
+    /// is removed, never written through: the new file is created
+    /// exclusively. Refuses when `NAME` exists and `force` is not set.
     pub fn create(path: &Path, length: Option<u64>, force: bool) -> Result<PartFile, Error> {
         check_target(path, force)?;
         let part = part_path(path);
         if let Some(len) = length {
             check_free_space(path, len)?;
         }
+        match fs::symlink_metadata(&part) {
+            Ok(m) if m.is_dir() => {
+                let e = io::Error::other("it is a directory");
+                return Err(Error::io(&part, "create the file", e));
+            }
+            Ok(_) => fs::remove_file(&part).map_err(|e| Error::io(&part, "replace the file", e))?,
+            Err(_) => {}
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&part)
             .map_err(|e| Error::io(&part, "create the file", e))?;
         if let Some(len) = length {
@@ -196,19 +242,25 @@ impl PartFile {
     }
 
     /// Opens an existing `NAME.part` of `length` bytes to go on writing into it
-    /// (resuming). Refuses when `NAME` exists and `force` is not set.
+    /// (resuming): a regular file, never through a link. Refuses when `NAME`
+    /// exists and `force` is not set.
     pub fn reopen(path: &Path, length: u64, force: bool) -> Result<PartFile, Error> {
         check_target(path, force)?;
         let part = part_path(path);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&part)
             .map_err(|e| Error::io(&part, "open the partial download", e))?;
-        let have = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io(&part, "read the file's size", e))?
-            .len();
+            .map_err(|e| Error::io(&part, "read the file's size", e))?;
+        if !meta.is_file() {
+            let e = io::Error::other("not a regular file");
+            return Err(Error::io(&part, "open the partial download", e));
+        }
+        let have = meta.len();
         if have != length {
             return Err(Error::io(
                 &part,
@@ -309,6 +361,33 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
         }
     }
     file.set_len(len)
+}
+
+/// Replaces the file at `path` with `bytes` through a temporary file with a
+/// random name in the same directory, created exclusively with mode 0600
+/// (so that nobody else's file, or link, at a guessable name is ever
+/// written), then a rename; with `durable`, the file and the rename are
+/// synced too. A failure leaves no temporary file behind.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    use std::io::Write;
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    if durable {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The directory `path` is in: its parent, or `.` for a bare file name.
@@ -431,6 +510,16 @@ mod tests {
         assert_eq!(sanitize("a/b/"), None);
         assert_eq!(sanitize("..."), None);
         assert_eq!(sanitize("x\0y"), Some("xy".into()));
-        assert_eq!(sanitize(&"é".repeat(200)).map(|s| s.len()), Some(254));
+        assert_eq!(sanitize(&"é".repeat(200)).map(|s| s.len()), Some(MAX_NAME));
+        let long = format!("{}.pdf", "a".repeat(1000));
+        let short = sanitize(&long).unwrap();
+        assert_eq!((short.len(), short.ends_with("aaa.pdf")), (MAX_NAME, true));
+        // What a name shows is what it is.
+        assert_eq!(
+            sanitize("invoice\u{202e}fdp.exe"),
+            Some("invoicefdp.exe".into())
+        );
+        assert_eq!(sanitize("a\u{200b}b\u{feff}.txt"), Some("ab.txt".into()));
+        assert_eq!(sanitize("\u{200b}"), None);
     }
 }

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cookie_store::{CookieStore, RawCookie};
+use cookie_store::RawCookie;
 use url::{Origin, Url};
 
 use crate::cancel::Line;
-use crate::cookies::{self, JarFormat};
+use crate::cookies::{self, Jar, JarFormat};
 use crate::error::Error;
 use crate::http::{self, HeaderMap, HeaderName, HeaderValue};
 use crate::transport::{self, Body, Head, Request, SendBody, Settings, Tls, Transport, Ureq, Wire};
@@ -220,7 +220,8 @@ impl SessionBuilder {
             ureq: Arc::new(Ureq::new(&settings, &self.tls)),
             wire: Arc::new(Wire::new(settings)),
             engine: self.engine,
-            jar: Arc::new(Mutex::new(CookieStore::new())),
+            jar: Arc::new(Mutex::new(Jar::new())),
+            notes: Arc::default(),
             run_only: Arc::new(Mutex::new(Vec::new())),
             headers: Arc::new(headers),
             read_timeout: self.read_timeout,
@@ -237,7 +238,10 @@ pub struct Session {
     ureq: Arc<Ureq>,
     wire: Arc<Wire>,
     engine: Engine,
-    jar: Arc<Mutex<CookieStore>>,
+    jar: Arc<Mutex<Jar>>,
+    /// Notices for the user that the download passes on: what was said, and
+    /// the hosts already told about.
+    notes: Arc<Mutex<(Vec<String>, std::collections::HashSet<String>)>>,
     /// Cookies added for this run only, `(domain, path, name)`: never saved.
     run_only: Arc<Mutex<Vec<(String, String, String)>>>,
     headers: Arc<Vec<(String, String)>>,
@@ -342,7 +346,7 @@ impl Session {
         }
     }
 
-    fn jar(&self) -> MutexGuard<'_, CookieStore> {
+    fn jar(&self) -> MutexGuard<'_, Jar> {
         // A worker that panicked while holding the lock cannot have left the jar
         // half-updated in a way that matters more than losing the cookies: use it.
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
@@ -351,7 +355,8 @@ impl Session {
     /// The cookies in the jar (expired ones left out).
     pub fn cookies(&self) -> Vec<Cookie> {
         let jar = self.jar();
-        jar.iter_unexpired()
+        jar.store()
+            .iter_unexpired()
             .filter_map(|c| {
                 let domain = match &c.domain {
                     cookie_store::CookieDomain::HostOnly(h) => h.clone(),
@@ -379,7 +384,7 @@ impl Session {
     /// parsed is an error naming the file and line.
     pub fn load(&self, path: &Path) -> Result<(), Error> {
         let loaded = cookies::read(path)?;
-        cookies::merge(&mut self.jar(), &loaded);
+        self.jar().merge(&loaded);
         Ok(())
     }
 
@@ -404,8 +409,8 @@ impl Session {
         let text = {
             let jar = self.jar();
             match cookies::format_for(path) {
-                JarFormat::Netscape => cookies::to_netscape(&jar, &skip),
-                JarFormat::Json => cookies::to_json(&jar, &skip)?,
+                JarFormat::Netscape => cookies::to_netscape(jar.store(), &skip),
+                JarFormat::Json => cookies::to_json(jar.store(), &skip)?,
             }
         };
         cookies::write_private(path, &text)
@@ -427,9 +432,7 @@ impl Session {
         let raw = RawCookie::build((name.to_string(), value.trim().to_string()))
             .path("/")
             .build();
-        self.jar()
-            .insert_raw(&raw, url)
-            .map_err(|e| bad(&e.to_string()))?;
+        self.jar().insert(raw, url).map_err(|e| bad(&e))?;
         self.run_only
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -611,16 +614,33 @@ impl Session {
     /// included (cookie_store would send them to `http://127.0.0.1`, as browsers
     /// do; a redirect from https to http must never carry them).
     fn cookie_header(&self, url: &Url, user_cookie: Option<String>) -> Option<String> {
-        let jar = self.jar();
-        let https = url.scheme() == "https";
+        let (values, dropped) = self.jar().header_values(url);
+        if dropped > 0 {
+            let host = url.host_str().unwrap_or_default();
+            self.note_once(
+                host,
+                format!(
+                    "{dropped} of the jar's cookies for {host} were not sent, the oldest: the Cookie header would be larger than {} bytes",
+                    cookies::MAX_COOKIE_HEADER
+                ),
+            );
+        }
         let mut parts: Vec<String> = user_cookie.into_iter().collect();
-        parts.extend(
-            jar.matches(url)
-                .into_iter()
-                .filter(|c| https || !c.secure().unwrap_or(false))
-                .map(|c| format!("{}={}", c.name(), c.value())),
-        );
+        parts.extend(values);
         (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Keeps a notice for the user, once per `topic`.
+    fn note_once(&self, topic: &str, note: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        if notes.1.insert(topic.to_string()) {
+            notes.0.push(note);
+        }
+    }
+
+    /// The notices kept since the last call.
+    pub(crate) fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut self.notes.lock().unwrap_or_else(|e| e.into_inner()).0)
     }
 
     /// Stores the `Set-Cookie` headers of an answer from `url` in the jar.
@@ -633,11 +653,7 @@ impl Session {
         if values.is_empty() {
             return;
         }
-        let mut jar = self.jar();
-        for v in values {
-            // A cookie the jar refuses (bad domain, malformed) is ignored, as browsers do.
-            let _ = jar.parse(v, url);
-        }
+        self.jar().store_response(url, values.into_iter());
     }
 }
 

@@ -110,14 +110,19 @@ impl Transport for Wire {
             req.line.attach(conn.shutdown_handle());
             match conn.exchange(&request, url, self.settings.read_timeout, head_only) {
                 Ok(answer) => return Ok(self.respond(conn, answer, req)),
-                Err(Exchange::Unanswered(_)) if idempotent => {}
-                Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => return Err(e),
+                // Garbage where an answer should begin, on a connection that
+                // served a body before, belongs to that connection (bytes a
+                // server sent past a body): a new one is asked.
+                Err(Exchange::Unanswered(_) | Exchange::Garbled(_)) if idempotent => {}
+                Err(Exchange::Unanswered(e) | Exchange::Garbled(e) | Exchange::Failed(e)) => {
+                    return Err(e);
+                }
             }
         }
         let mut conn = Conn::open(url, host, port, key, &self.settings, req.line)?;
         match conn.exchange(&request, url, self.settings.read_timeout, head_only) {
             Ok(answer) => Ok(self.respond(conn, answer, req)),
-            Err(Exchange::Unanswered(e) | Exchange::Failed(e)) => Err(e),
+            Err(Exchange::Unanswered(e) | Exchange::Garbled(e) | Exchange::Failed(e)) => Err(e),
         }
     }
 }
@@ -180,6 +185,8 @@ fn build_request(req: &Request<'_>, authority: &str) -> Vec<u8> {
 enum Exchange {
     /// Before any byte of an answer came: safe to ask again elsewhere.
     Unanswered(Error),
+    /// What came is not an HTTP answer's beginning.
+    Garbled(Error),
     /// Any other failure.
     Failed(Error),
 }
@@ -376,7 +383,7 @@ impl Conn {
             if self.buffered() > 0 {
                 answered = true;
                 let parsed = parse_head(&self.buf[self.start..self.end])
-                    .map_err(|r| Exchange::Failed(fail::broken_http(url, r)))?;
+                    .map_err(|r| Exchange::Garbled(fail::broken_http(url, r)))?;
                 match parsed {
                     Some((len, head, _)) if (100..200).contains(&head.status) => {
                         if head.status == 101 {
@@ -806,6 +813,23 @@ mod tests {
         assert!(matches!(framing(&h, false), Ok(Frame::Length(5))));
         let (_, h, _) = head(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n");
         assert!(matches!(framing(&h, false), Ok(Frame::Empty)));
+    }
+
+    #[test]
+    fn fuzz_response_heads() {
+        // Whatever a server sends, the parser answers (a head, not yet, or
+        // an error) without panicking, and a head it accepts is framed.
+        let mut m = crate::fuzz::Mutator::new(0x4ead);
+        for seed in crate::fuzz::corpus("heads") {
+            for _ in 0..crate::fuzz::rounds() {
+                let input = m.mutate(&seed);
+                if let Ok(Some((len, head, _))) = parse_head(&input) {
+                    assert!(len <= input.len());
+                    let _ = framing(&head, false);
+                    let _ = framing(&head, true);
+                }
+            }
+        }
     }
 
     #[test]

@@ -98,11 +98,16 @@ pub use session::{
 /// of, for tests, tools and the curious. They may change in any release, as
 /// ureq's `unversioned` does.
 pub mod unversioned {
-    pub use crate::output::{name_from_content_disposition, name_from_url, part_path, sanitize};
-    pub use crate::plan::{Assignment, MIN_SEGMENT, MIN_STEAL, Plan, Segment, segment_count};
+    pub use crate::output::{
+        DEFAULT_NAME, MAX_NAME, name_from_content_disposition, name_from_url, part_path, sanitize,
+    };
+    pub use crate::plan::{
+        Assignment, MIN_SEGMENT, MIN_STEAL, Plan, STALL_LATENCIES, STALLED_AFTER, Segment,
+        segment_count,
+    };
     pub use crate::retry::{
         Budget, FLOOR_BYTES, MAX_RETRY_WAIT, RENEWING_PROGRESS, max_backoff_total,
     };
-    pub use crate::state::{State, state_path};
+    pub use crate::state::{MAX_RANGES, MAX_STATE_BYTES, State, state_path};
     pub use crate::transport::{BUFFER_BUDGET, buffer_size};
 }

@@ -13,7 +13,7 @@ use crate::checkpoint::{CHECKPOINT_EVERY, Checkpoint, SYNC_EVERY};
 use crate::checksum::{Checksum, PrefixHasher};
 use crate::error::Error;
 use crate::http::parse_url;
-use crate::output::{self, PartFile};
+use crate::output::{self, Allocation, PartFile};
 use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
@@ -78,6 +78,8 @@ pub struct Download {
     dir: Option<PathBuf>,
     content_disposition: bool,
     force: bool,
+    keep_complete: bool,
+    allocation: Allocation,
     retries: u32,
     min_segment: u64,
     min_steal: u64,
@@ -101,10 +103,16 @@ pub struct Summary {
     pub fetched: u64,
     /// Wall time from the probe to the rename.
     pub elapsed: Duration,
-    /// The most connections that transferred at once.
+    /// The connections the download used: its workers (at most that many
+    /// at once), 1 for a single stream.
     pub connections: usize,
+    /// The requests for bytes sent (ranged `GET`s, or the stream's).
+    pub requests: usize,
     /// Whether the file was fetched in ranges (false: one stream).
     pub segmented: bool,
+    /// Whether the file was complete already, and nothing was fetched
+    /// ([`Download::keep_complete`]).
+    pub already_complete: bool,
     /// The transport that carried the probe: `"wire"` (rangeget's own
     /// connections) or `"ureq"`.
     pub transport: &'static str,
@@ -135,6 +143,8 @@ impl Download {
             dir: None,
             content_disposition: false,
             force: false,
+            keep_complete: false,
+            allocation: Allocation::Reserve,
             retries: DEFAULT_RETRIES,
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
@@ -180,11 +190,28 @@ impl Download {
         self
     }
 
+    /// When the output file exists already and is the server's file (its
+    /// length, not older than the server's `Last-Modified`, and the
+    /// checksum when one is expected), leave it and succeed, fetching
+    /// nothing: `-c`, as `wget -c` and `aria2c -c` do. One that differs is
+    /// an error, and is kept. [`Download::force`] wins.
+    pub fn keep_complete(mut self, yes: bool) -> Self {
+        self.keep_complete = yes;
+        self
+    }
+
     /// Retries of the same bytes without progress before giving up (default
     /// 5): the budget belongs to the bytes, whichever connection fetches
     /// them, and 1 MiB of progress renews it.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
+        self
+    }
+
+    /// How `NAME.part` takes its space: reserved up front (the default) or
+    /// as bytes arrive (see [`Allocation`]).
+    pub fn allocation(mut self, a: Allocation) -> Self {
+        self.allocation = a;
         self
     }
 
@@ -279,6 +306,9 @@ impl Download {
             )));
         }
         let url = parse_url(&self.url)?;
+        if crate::http::lacks_scheme(&self.url) {
+            self.notify(&format!("no scheme given: downloading {url}"));
+        }
         let session = match self.session.take() {
             Some(s) => s,
             None => Session::builder().max_connections(self.connections).build(),
@@ -296,6 +326,23 @@ impl Download {
             let probed = probed?;
             let resource = probed.resource;
             let path = self.choose_path(&url, &resource);
+            if self.keep_complete
+                && !self.force
+                && let Some(done) = self.complete(&path, &resource)?
+            {
+                return Ok(Summary {
+                    path,
+                    bytes: done,
+                    fetched: 0,
+                    elapsed: started.elapsed(),
+                    connections: 0,
+                    requests: 0,
+                    segmented: false,
+                    already_complete: true,
+                    transport: probed.transport,
+                    resource,
+                });
+            }
             let state_file = state::state_path(&path);
             let resume = if self.resume && !restarted {
                 self.resumable(&path, &state_file, &resource)?
@@ -306,7 +353,7 @@ impl Download {
                 Some(st) => PartFile::reopen(&path, st.length, self.force)?,
                 None => {
                     state::remove(&state_file);
-                    match PartFile::create(&path, resource.length, self.force) {
+                    match PartFile::create(&path, resource.length, self.force, self.allocation) {
                         // A HEAD may lie: let GET confirm a length too large for the disk.
                         Err(Error::DiskFull { .. }) if probed.from_head => {
                             trust_head = false;
@@ -318,7 +365,7 @@ impl Download {
             };
             counters.set_total(resource.length);
             let kept = resume.as_ref().map_or(0, State::usable_bytes);
-            counters.set_downloaded(kept);
+            counters.start_from(kept);
 
             let done = AtomicBool::new(false);
             let result = thread::scope(|scope| {
@@ -365,8 +412,10 @@ impl Download {
                         bytes,
                         fetched: bytes.saturating_sub(kept),
                         elapsed: started.elapsed(),
-                        connections: counters.max_connections(),
+                        connections: counters.workers(),
+                        requests: counters.requests(),
                         segmented,
+                        already_complete: false,
                         transport: probed.transport,
                         resource,
                     });
@@ -386,6 +435,59 @@ impl Download {
                 }
             }
         }
+    }
+
+    /// With [`Download::keep_complete`]: the length of the file at `path` if
+    /// it is the server's file already; `None` when there is no file there.
+    fn complete(&self, path: &Path, resource: &Resource) -> Result<Option<u64>, Error> {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return Ok(None);
+        };
+        let differs = |reason: String| {
+            Err(Error::ExistsDiffers {
+                path: path.to_path_buf(),
+                reason,
+            })
+        };
+        if !meta.is_file() {
+            return differs("not a regular file".into());
+        }
+        match resource.length {
+            Some(len) if len == meta.len() => {}
+            Some(len) => {
+                return differs(format!("{} bytes, the server's has {len}", meta.len()));
+            }
+            None => return differs("the server gives no length to compare".into()),
+        }
+        let newer = resource
+            .last_modified
+            .as_deref()
+            .and_then(|lm| httpdate::parse_http_date(lm).ok())
+            .zip(meta.modified().ok())
+            .is_some_and(|(server, ours)| server > ours);
+        if newer {
+            return differs("the server's copy is newer (Last-Modified)".into());
+        }
+        let digests: Vec<&Checksum> = self.expected_digests(resource).collect();
+        if !digests.is_empty() {
+            let file = std::fs::File::open(path)
+                .map_err(|e| Error::io(path, "read the file for its checksum", e))?;
+            let mut h = PrefixHasher::new();
+            h.advance_to(&file, meta.len())
+                .map_err(|e| Error::io(path, "read the file for its checksum", e))?;
+            let got = h.finish();
+            for d in digests {
+                if d.verify(&got).is_err() {
+                    return differs(format!("its SHA-256 is not the one {} gives", d.source));
+                }
+            }
+        }
+        self.notify(&format!(
+            "{} is complete already ({} bytes): nothing to fetch",
+            path.display(),
+            meta.len()
+        ));
+        Ok(Some(meta.len()))
     }
 
     /// Passes on what the session has to tell the user.
@@ -525,6 +627,7 @@ impl Download {
             .filter(|s| !s.is_finished())
             .count()
             .clamp(1, self.connections);
+        counters.set_workers(workers);
         let job = Job {
             source: source(),
             file,

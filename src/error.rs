@@ -80,6 +80,16 @@ pub enum Error {
     #[error("{0} already exists; pass --force to overwrite it, or choose another name with -o")]
     OutputExists(PathBuf),
 
+    /// The output file exists (and `-c` asked to keep a complete one) but is
+    /// not the server's file; it is kept.
+    #[error("{}: exists but is not the server's file ({reason}); it was kept (pass --force to replace it)", path.display())]
+    ExistsDiffers {
+        /// The file.
+        path: PathBuf,
+        /// How it differs.
+        reason: String,
+    },
+
     /// `NAME.part` holds an unfinished download of another file: it is not
     /// discarded unless resuming is turned off (`--no-resume`).
     #[error(
@@ -191,6 +201,7 @@ impl Error {
             Error::HttpStatus { .. } => 4,
             Error::OutputExists(_)
             | Error::Occupied { .. }
+            | Error::ExistsDiffers { .. }
             | Error::Io { .. }
             | Error::DiskFull { .. }
             | Error::CookieJar { .. } => 5,

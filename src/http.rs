@@ -165,13 +165,39 @@ pub(crate) fn basic_auth(url: &Url) -> Option<String> {
     ))
 }
 
-/// Parses a URL given by a user: it must be absolute, `http` or `https`, with a host.
+/// Whether a URL given by a user has no scheme (`example.com/file`), so that
+/// [`parse_url`] takes it as `http://`.
+pub(crate) fn lacks_scheme(s: &str) -> bool {
+    let s = s.trim();
+    if s.contains("://") {
+        return false;
+    }
+    match Url::parse(s) {
+        Err(url::ParseError::RelativeUrlWithoutBase) => true,
+        // `host:port/path` parses as the scheme `host`: a port number after
+        // the colon says it is not one.
+        Ok(_) => s.split_once(':').is_some_and(|(_, rest)| {
+            let port = rest.split('/').next().unwrap_or_default();
+            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+        }),
+        Err(_) => false,
+    }
+}
+
+/// Parses a URL given by a user: it must be absolute, `http` or `https`, with a
+/// host. One without a scheme (`example.com/file`, `127.0.0.1:8080/x`) is
+/// taken as `http://`, as curl and wget do.
 pub fn parse_url(s: &str) -> Result<Url, Error> {
     let bad = |reason: String| Error::InvalidUrl {
         url: clip(s),
         reason,
     };
-    let url = Url::parse(s.trim()).map_err(|e| bad(e.to_string()))?;
+    let text = if lacks_scheme(s) {
+        format!("http://{}", s.trim())
+    } else {
+        s.trim().to_string()
+    };
+    let url = Url::parse(&text).map_err(|e| bad(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!(
             "unsupported scheme {:?}: only http and https are supported",
@@ -315,6 +341,23 @@ mod tests {
             basic_auth(&Url::parse("http://example.com/").unwrap()),
             None
         );
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_http() {
+        for (given, want) in [
+            ("127.0.0.1:18080/x", "http://127.0.0.1:18080/x"),
+            ("example.com/file.iso", "http://example.com/file.iso"),
+            ("localhost:8080", "http://localhost:8080/"),
+            ("https://h/f", "https://h/f"),
+        ] {
+            assert_eq!(parse_url(given).unwrap().as_str(), want, "{given}");
+        }
+        assert!(lacks_scheme("127.0.0.1:18080/x"));
+        assert!(!lacks_scheme("http://h/"));
+        assert!(parse_url("ftp://h/f").is_err());
+        assert!(parse_url("not a url").is_err());
+        assert!(parse_url("file:///etc/passwd").is_err());
     }
 
     #[test]

@@ -88,8 +88,9 @@ pub use download::{
 };
 pub use error::Error;
 pub use http::parse_url;
+pub use output::Allocation;
 pub use probe::{RangeSupport, Resource};
-pub use progress::{ProgressFn, Snapshot, TerminalBar};
+pub use progress::{ProgressFn, RATE_SETTLES, RATE_WINDOW, Snapshot, TerminalBar};
 pub use session::{
     Cookie, DEFAULT_USER_AGENT, Engine, MAX_REDIRECTS, Page, Session, SessionBuilder,
 };

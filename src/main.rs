@@ -107,13 +107,21 @@ struct Args {
     #[arg(short = 'k', long)]
     insecure: bool,
 
+    /// How NAME.part takes its space: falloc reserves the whole length up
+    /// front (a full disk shows at once), none takes it as bytes arrive (a
+    /// cancelled download keeps only what it fetched), as aria2c's option.
+    #[arg(long, value_name = "falloc|none", default_value = "falloc",
+          value_parser = ["falloc", "none"])]
+    file_allocation: String,
+
     /// Seconds between syncs of the partial file to disk, so that resuming
     /// survives a power loss; 0 never syncs (resuming then survives a killed
     /// process, not a crash of the machine).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     sync_interval: f64,
 
-    /// Resume a partial download: the default already (accepted for wget's and aria2c's -c).
+    /// Resume a partial download (the default already), and succeed without
+    /// fetching when the file is complete already, as wget -c and aria2c -c.
     #[arg(short = 'c', long = "continue", conflicts_with = "no_resume")]
     continue_: bool,
 
@@ -173,11 +181,17 @@ fn run(args: Args) -> Result<(), Error> {
             session.add_cookie(&url, c)?;
         }
     }
-    let mut download = Download::new(args.url)
+    let mut download = Download::new(args.url.clone())
         .session(session.clone())
         .connections(args.connections.into())
         .content_disposition(args.content_disposition)
         .force(args.force)
+        .keep_complete(args.continue_)
+        .allocation(if args.file_allocation == "none" {
+            rangeget::Allocation::Sparse
+        } else {
+            rangeget::Allocation::Reserve
+        })
         .resume(!args.no_resume)
         .sync_every(if args.sync_interval == 0.0 {
             None
@@ -188,16 +202,23 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(c) = &args.checksum {
         download = download.checksum(rangeget::Checksum::parse(c)?);
     }
-    if let Some(o) = args.output {
+    if let Some(o) = args.output.clone() {
         download = download.output(o);
     }
     if let Some(d) = args.dir {
         download = download.dir(d);
     }
     if !args.quiet {
+        // The name the bar shows: the one asked for, else the URL's.
+        let name = match &args.output {
+            Some(o) => o.file_name().map(|n| n.to_string_lossy().into_owned()),
+            None => rangeget::parse_url(&args.url)
+                .ok()
+                .map(|u| rangeget::unversioned::name_from_url(&u)),
+        };
         download = download
             .on_notice(|msg| eprintln!("rangeget: {msg}"))
-            .progress(TerminalBar::new().into_callback());
+            .progress(TerminalBar::named(name.unwrap_or_default()).into_callback());
     }
     let signals = watch_signals(download.cancel_handle())?;
     let result = download.run();
@@ -212,21 +233,23 @@ fn run(args: Args) -> Result<(), Error> {
         eprintln!("rangeget: error: {e}");
     }
     let summary = result?;
-    if !args.quiet {
+    // (A file complete already was told of in a notice.)
+    if !args.quiet && !summary.already_complete {
         let resumed = if summary.fetched < summary.bytes {
             format!(", {} fetched this run", BinaryBytes(summary.fetched))
         } else {
             String::new()
         };
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         eprintln!(
-            "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {} connection{}",
+            "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {}, {}",
             summary.path.display(),
             BinaryBytes(summary.bytes),
             summary.bytes,
             summary.elapsed.as_secs_f64(),
             BinaryBytes(summary.bytes_per_second() as u64),
-            summary.connections,
-            if summary.connections == 1 { "" } else { "s" },
+            plural(summary.connections, "connection"),
+            plural(summary.requests, "request"),
         );
     }
     Ok(())

@@ -182,6 +182,21 @@ pub fn sanitize(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// How `NAME.part` takes its space on the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// The whole length is reserved up front (`fallocate`; aria2c's
+    /// `--file-allocation=falloc`): a disk too full shows at once, not in
+    /// the middle, and the file is not fragmented. A cancelled download
+    /// keeps the whole length reserved until it is resumed or removed.
+    #[default]
+    Reserve,
+    /// Only the length is set, and space is taken as bytes arrive (a sparse
+    /// file; aria2c's `none`): a cancelled download takes only what it
+    /// fetched, a full disk shows when it fills.
+    Sparse,
+}
+
 /// `NAME.part`, where the bytes go until the download is complete.
 pub fn part_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -210,7 +225,12 @@ impl PartFile {
     /// `NAME.part` before (an older partial file, or a link someone planted)
     /// is removed, never written through: the new file is created
     /// exclusively. Refuses when `NAME` exists and `force` is not set.
-    pub fn create(path: &Path, length: Option<u64>, force: bool) -> Result<PartFile, Error> {
+    pub fn create(
+        path: &Path,
+        length: Option<u64>,
+        force: bool,
+        allocation: Allocation,
+    ) -> Result<PartFile, Error> {
         check_target(path, force)?;
         let part = part_path(path);
         if let Some(len) = length {
@@ -231,7 +251,11 @@ impl PartFile {
             .open(&part)
             .map_err(|e| Error::io(&part, "create the file", e))?;
         if let Some(len) = length {
-            allocate(&file, len).map_err(|e| Error::io(&part, "allocate the file", e))?;
+            let done = match allocation {
+                Allocation::Reserve => allocate(&file, len),
+                Allocation::Sparse => file.set_len(len),
+            };
+            done.map_err(|e| Error::io(&part, "allocate the file", e))?;
         }
         Ok(PartFile {
             file,
@@ -406,6 +430,14 @@ fn check_free_space(path: &Path, len: u64) -> Result<(), Error> {
     let Ok(st) = rustix::fs::statvfs(dir) else {
         return Ok(());
     };
+    // A read-only one has no free space to report, and the reason is not space.
+    if st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return Err(Error::io(
+            dir,
+            "write into the directory",
+            io::Error::from(io::ErrorKind::ReadOnlyFilesystem),
+        ));
+    }
     let free = st.f_bavail.saturating_mul(st.f_frsize);
     if len > free {
         return Err(Error::DiskFull {

@@ -1,7 +1,8 @@
 //! Probing: one request learns what the resource is before any byte is planned.
 //!
-//! `HEAD` first. When `HEAD` is refused (any 4xx/5xx), breaks HTTP or gives
-//! no length, a `GET` with `Range: bytes=0-0`: a `206` gives the total in
+//! `HEAD` first. When `HEAD` is refused (any 4xx/5xx), breaks HTTP, gives
+//! no length or says nothing about ranges (no `Accept-Ranges`), a `GET`
+//! with `Range: bytes=0-0`: a `206` gives the total in
 //! `Content-Range` (its one-byte body is read so that the connection can be
 //! reused); a `200` is kept, because it already is the whole body and serves
 //! as the single stream. What may pass (a `503`, a reset) is retried by the
@@ -117,7 +118,10 @@ fn probe_once(
                     .unwrap_or(None)
                     .filter(|&n| n > 0);
                 let resource = describe(url, &head.url, &head.head.headers, length);
-                if resource.length.is_some() {
+                // Where HEAD says nothing about ranges, one ranged GET tells
+                // before more connections open (and where ranges are not
+                // served, its answer is the download itself: one GET).
+                if resource.length.is_some() && resource.ranges != RangeSupport::Unknown {
                     return Ok(Probed {
                         resource,
                         body: None,

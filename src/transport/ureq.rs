@@ -90,6 +90,38 @@ impl Ureq {
         }
     }
 
+    /// A failure to connect, told as the proxy's when the request went
+    /// through one: it is the proxy that did not answer, not the site.
+    fn blame(&self, url: &Url, e: Error) -> Error {
+        match (e, self.proxy_for(url)) {
+            (
+                Error::Network {
+                    url: u,
+                    reason,
+                    transient,
+                },
+                Some(proxy),
+            ) if reason.starts_with("cannot connect")
+                || reason.starts_with("host not found")
+                || reason.starts_with("timed out connecting") =>
+            {
+                Error::Network {
+                    url: u,
+                    reason: format!("the proxy {proxy}: {reason}"),
+                    transient,
+                }
+            }
+            (e, _) => e,
+        }
+    }
+
+    /// The proxy requests to `url` go through, as `host:port`, if any.
+    fn proxy_for(&self, url: &Url) -> Option<String> {
+        let proxy = self.agent.config().proxy()?;
+        self.proxied(url)
+            .then(|| format!("{}:{}", proxy.host(), proxy.port()))
+    }
+
     /// Whether requests to `url` go through a proxy.
     pub fn proxied(&self, url: &Url) -> bool {
         match self.agent.config().proxy() {
@@ -147,7 +179,7 @@ impl Transport for Ureq {
         if matches!(req.method, "GET" | "HEAD") && unanswered(&result) {
             result = run()?;
         }
-        let response = result.map_err(|e| error(url, e))?;
+        let response = result.map_err(|e| self.blame(url, error(url, e)))?;
         let (parts, body) = response.into_parts();
         let buf = self
             .spare

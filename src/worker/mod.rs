@@ -321,6 +321,7 @@ fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Re
         headers.push(("If-Range", v));
     }
     let sent = Instant::now();
+    job.counters.request_sent();
     let mut fetched = src
         .session
         .fetch("GET", src.url, &headers, None, src.origin, line)

@@ -37,7 +37,7 @@ pub(crate) fn run_single(
         if src.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        counters.set_downloaded(0);
+        counters.start_from(0);
         let mut hasher = hash.then(PrefixHasher::new);
         let out = Out {
             file,
@@ -45,6 +45,8 @@ pub(crate) fn run_single(
             window: src.session.read_timeout(),
             hasher: &mut hasher,
         };
+        counters.set_workers(1);
+        counters.request_sent();
         let attempt = match first.take() {
             Some(f) => stream_whole(f, out),
             None => src

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         .connections(8)
         .dir(dir.path())
         .on_notice(|m| eprintln!("rangeget: {m}"))
-        .progress(TerminalBar::new().into_callback())
+        .progress(TerminalBar::named("demo.bin").into_callback())
         .run();
     let summary = match result {
         Ok(s) => s,

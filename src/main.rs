@@ -46,8 +46,14 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "rangeget", version, about, after_help = EXIT_CODES)]
 struct Args {
-    /// The URL to download (http or https).
-    url: String,
+    /// The URL to download (http or https; without a scheme, http).
+    #[arg(required_unless_present = "generate")]
+    url: Option<String>,
+
+    /// Print a shell completion script (complete-bash, complete-zsh,
+    /// complete-fish) or the man page (man) and exit.
+    #[arg(long, value_name = "WHAT", value_parser = ["complete-bash", "complete-zsh", "complete-fish", "man"])]
+    generate: Option<String>,
 
     /// Save to FILE (default: the last part of the URL's path).
     #[arg(short = 'o', long, value_name = "FILE")]
@@ -148,7 +154,42 @@ fn seconds(name: &str, v: f64) -> Result<Duration, Error> {
         .ok_or_else(|| Error::InvalidOption(format!("{name} must be a positive number of seconds")))
 }
 
+/// Writes what `--generate` asks for to stdout.
+fn generate(what: &str) -> Result<(), Error> {
+    let quiet_pipe = |r: std::io::Result<()>| match r {
+        // `rangeget --generate man | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    };
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Args::command();
+    let mut out = std::io::stdout();
+    let shell = match what {
+        "complete-bash" => Shell::Bash,
+        "complete-zsh" => Shell::Zsh,
+        "complete-fish" => Shell::Fish,
+        _ => {
+            return quiet_pipe(clap_mangen::Man::new(cmd).render(&mut out)).map_err(|source| {
+                Error::Io {
+                    path: "standard output".into(),
+                    action: "write the man page",
+                    source,
+                }
+            });
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, "rangeget", &mut out);
+    Ok(())
+}
+
 fn run(args: Args) -> Result<(), Error> {
+    if let Some(what) = &args.generate {
+        return generate(what);
+    }
+    let Some(url) = args.url.clone() else {
+        return Err(Error::InvalidOption("a URL to download is needed".into()));
+    };
     if args.output.as_deref() == Some(std::path::Path::new("-")) {
         return Err(Error::InvalidOption(
             "-o - (standard output) is not supported: rangeget writes ranges at their offsets in a file; give a file name".into(),
@@ -176,12 +217,12 @@ fn run(args: Args) -> Result<(), Error> {
         session.load(jar)?;
     }
     if !args.cookies.is_empty() {
-        let url = rangeget::parse_url(&args.url)?;
+        let target = rangeget::parse_url(&url)?;
         for c in &args.cookies {
-            session.add_cookie(&url, c)?;
+            session.add_cookie(&target, c)?;
         }
     }
-    let mut download = Download::new(args.url.clone())
+    let mut download = Download::new(url.clone())
         .session(session.clone())
         .connections(args.connections.into())
         .content_disposition(args.content_disposition)
@@ -212,7 +253,7 @@ fn run(args: Args) -> Result<(), Error> {
         // The name the bar shows: the one asked for, else the URL's.
         let name = match &args.output {
             Some(o) => o.file_name().map(|n| n.to_string_lossy().into_owned()),
-            None => rangeget::parse_url(&args.url)
+            None => rangeget::parse_url(&url)
                 .ok()
                 .map(|u| rangeget::unversioned::name_from_url(&u)),
         };

@@ -170,3 +170,29 @@ fn credentials_in_the_url_are_sent_but_never_printed() {
         Some("Basic YW5uOnMzY3JldA==")
     );
 }
+
+#[test]
+fn the_man_page_and_completions_list_every_option_of_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = String::from_utf8(rangeget(&["--help"], dir.path()).stdout).unwrap();
+    let mut options: Vec<String> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '<' || c == '=')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+        .collect();
+    options.sort();
+    options.dedup();
+    assert!(options.len() > 20, "{options:?}");
+    for what in ["man", "complete-bash", "complete-zsh", "complete-fish"] {
+        let o = rangeget(&["--generate", what], dir.path());
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        let text = String::from_utf8_lossy(&o.stdout).replace("\\-", "-");
+        for opt in &options {
+            let bare = opt.trim_start_matches('-');
+            assert!(text.contains(bare), "{what} lacks {opt}");
+        }
+    }
+}

@@ -109,6 +109,17 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
 
+    /// Use this proxy: http://, https://, socks4://, socks4a://, socks5:// or
+    /// socks5h:// (the proxy resolves names), credentials in the URL; "" for
+    /// none. Default: ALL_PROXY, HTTPS_PROXY or HTTP_PROXY (or lowercase).
+    #[arg(short = 'x', long, value_name = "URL")]
+    proxy: Option<String>,
+
+    /// Hosts to reach without the proxy, comma-separated (example.com,
+    /// .example.com for its subdomains, * for all). Default: NO_PROXY.
+    #[arg(long, value_name = "LIST")]
+    noproxy: Option<String>,
+
     /// Do not verify https certificates (encrypted, but the server is not authenticated).
     #[arg(short = 'k', long)]
     insecure: bool,
@@ -212,7 +223,13 @@ fn run(args: Args) -> Result<(), Error> {
     for h in &args.headers {
         session = session.header_line(h)?;
     }
-    let session = session.build();
+    if let Some(p) = &args.proxy {
+        session = session.proxy(p);
+    }
+    if let Some(list) = &args.noproxy {
+        session = session.no_proxy(list);
+    }
+    let session = session.try_build()?;
     if let Some(jar) = &args.cookie_jar {
         session.load(jar)?;
     }

@@ -23,7 +23,9 @@ use crate::cancel::Line;
 use crate::cookies::{self, Jar, JarFormat};
 use crate::error::Error;
 use crate::http::{self, HeaderMap, HeaderName, HeaderValue};
-use crate::transport::{self, Body, Head, Request, SendBody, Settings, Tls, Transport, Ureq, Wire};
+use crate::transport::{
+    self, Body, Head, ProxyChoice, Request, SendBody, Settings, Tls, Transport, Ureq, Wire,
+};
 use crate::urlparse;
 
 /// The most redirects followed for one request.
@@ -58,6 +60,8 @@ pub struct SessionBuilder {
     max_connections: usize,
     tls: Tls,
     engine: Engine,
+    proxy: ProxyChoice,
+    no_proxy: Option<String>,
 }
 
 impl Default for SessionBuilder {
@@ -70,6 +74,8 @@ impl Default for SessionBuilder {
             max_connections: 64,
             tls: Tls::default(),
             engine: Engine::Auto,
+            proxy: ProxyChoice::Env,
+            no_proxy: None,
         }
     }
 }
@@ -165,6 +171,24 @@ impl SessionBuilder {
         self
     }
 
+    /// The proxy to use (`--proxy`): `http://`, `https://`, `socks4://`,
+    /// `socks4a://`, `socks5://` or `socks5h://` (the proxy resolves the
+    /// names), credentials in the URL; an empty string: none. Without this,
+    /// the first of `ALL_PROXY`, `HTTPS_PROXY` and `HTTP_PROXY` (or their
+    /// lowercase) that is set. [`SessionBuilder::try_build`] checks the URL.
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = ProxyChoice::Url(url.to_string());
+        self
+    }
+
+    /// Hosts reached without the proxy, comma-separated (`--noproxy`):
+    /// `example.com`, `.example.com` (its subdomains), `*` (every host).
+    /// Without this, the environment's `NO_PROXY`; an empty string: none.
+    pub fn no_proxy(mut self, list: &str) -> Self {
+        self.no_proxy = Some(list.to_string());
+        self
+    }
+
     /// Which transport carries requests (default [`Engine::Auto`]).
     pub fn engine(mut self, engine: Engine) -> Self {
         self.engine = engine;
@@ -197,8 +221,21 @@ impl SessionBuilder {
         self
     }
 
-    /// Builds the session with an empty cookie jar.
+    /// Builds the session with an empty cookie jar. A proxy URL that cannot
+    /// be used is left out here; [`SessionBuilder::try_build`] refuses it.
     pub fn build(self) -> Session {
+        let proxy = transport::proxy_from(&self.proxy, self.no_proxy.as_deref()).unwrap_or(None);
+        self.build_with(proxy)
+    }
+
+    /// Builds the session, refusing a proxy URL that cannot be used.
+    pub fn try_build(self) -> Result<Session, Error> {
+        let proxy = transport::proxy_from(&self.proxy, self.no_proxy.as_deref())
+            .map_err(Error::InvalidOption)?;
+        Ok(self.build_with(proxy))
+    }
+
+    fn build_with(self, proxy: Option<::ureq::Proxy>) -> Session {
         let settings = Settings {
             connect_timeout: self.connect_timeout,
             read_timeout: self.read_timeout,
@@ -217,7 +254,7 @@ impl SessionBuilder {
             DEFAULT_USER_AGENT.to_string()
         };
         Session {
-            ureq: Arc::new(Ureq::new(&settings, &self.tls)),
+            ureq: Arc::new(Ureq::new(&settings, &self.tls, proxy)),
             wire: Arc::new(Wire::new(settings)),
             engine: self.engine,
             jar: Arc::new(Mutex::new(Jar::new())),

@@ -42,7 +42,7 @@ mod splice;
 mod ureq;
 mod wire;
 
-pub(crate) use self::ureq::{Tls, Ureq};
+pub(crate) use self::ureq::{Tls, Ureq, proxy_from};
 pub(crate) use self::wire::Wire;
 
 /// The largest response head read (status line to blank line).
@@ -74,6 +74,18 @@ pub(crate) struct Settings {
     pub read_timeout: Duration,
     /// The most connections used at once (sizes pools and buffers).
     pub max_connections: usize,
+}
+
+/// Where the proxy comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ProxyChoice {
+    /// `ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY` (and lowercase), the first
+    /// set, as ureq reads them.
+    #[default]
+    Env,
+    /// This one, an empty string for none (`http://`, `https://`, `socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`; credentials in the URL).
+    Url(String),
 }
 
 /// A request body and its content type.

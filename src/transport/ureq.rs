@@ -23,11 +23,11 @@ use ::ureq::http;
 use ::ureq::unversioned::resolver::DefaultResolver;
 use ::ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout,
-    RustlsConnector, ShutdownHandle, TcpConnector, Transport as UreqTransport,
+    RustlsConnector, ShutdownHandle, SocksConnector, TcpConnector, Transport as UreqTransport,
 };
 use url::Url;
 
-use super::{Body, Head, Request, Response, Settings, Transport, buffer_size, fail};
+use super::{Body, Head, ProxyChoice, Request, Response, Settings, Transport, buffer_size, fail};
 use crate::cancel::Line;
 use crate::error::Error;
 use crate::output::PartFile;
@@ -49,9 +49,80 @@ pub(crate) struct Ureq {
     buffer: usize,
 }
 
+/// The proxy `choice` and `no_proxy` make, as ureq takes it; an error in
+/// words when the proxy URL cannot be used.
+pub(crate) fn proxy_from(
+    choice: &ProxyChoice,
+    no_proxy: Option<&str>,
+) -> Result<Option<::ureq::Proxy>, String> {
+    use ::ureq::ProxyProtocol as P;
+    let text = match choice {
+        ProxyChoice::Url(u) if u.trim().is_empty() => return Ok(None),
+        ProxyChoice::Url(u) => u.clone(),
+        ProxyChoice::Env => {
+            let from_env = [
+                "ALL_PROXY",
+                "all_proxy",
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+            ]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|v| !v.trim().is_empty()));
+            match from_env {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        }
+    };
+    let exceptions = match no_proxy {
+        Some(list) => list.to_string(),
+        None => std::env::var("NO_PROXY")
+            .or_else(|_| std::env::var("no_proxy"))
+            .unwrap_or_default(),
+    };
+    let with_scheme = if text.contains("://") {
+        text.clone()
+    } else {
+        format!("http://{text}")
+    };
+    let bad = |why: &str| format!("proxy {:?}: {why}", crate::error::redact(&with_scheme));
+    let url = Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
+    let protocol = match url.scheme() {
+        "http" => P::Http,
+        "https" => P::Https,
+        "socks4" => P::Socks4,
+        "socks4a" => P::Socks4A,
+        "socks5" | "socks" => P::Socks5,
+        "socks5h" => P::Socks5h,
+        other => return Err(bad(&format!("unsupported scheme {other:?}"))),
+    };
+    let host = url.host_str().ok_or_else(|| bad("no host"))?;
+    let mut b =
+        ::ureq::Proxy::builder(protocol).host(host.trim_start_matches('[').trim_end_matches(']'));
+    if let Some(port) = url.port() {
+        b = b.port(port);
+    }
+    if !url.username().is_empty() {
+        b = b.username(&crate::urlparse::unquote(url.username()));
+    }
+    if let Some(p) = url.password() {
+        b = b.password(&crate::urlparse::unquote(p));
+    }
+    for rule in exceptions
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        b = b.no_proxy(rule);
+    }
+    b.build().map(Some).map_err(|e| bad(&e.to_string()))
+}
+
 impl Ureq {
-    /// An agent with `settings` and `tls`.
-    pub fn new(settings: &Settings, tls: &Tls) -> Ureq {
+    /// An agent with `settings` and `tls`; `proxy` as [`proxy_from`] made it.
+    pub fn new(settings: &Settings, tls: &Tls, proxy: Option<::ureq::Proxy>) -> Ureq {
         // The system's trust store by default, as curl and wget use it.
         let roots = match &tls.roots {
             Some(certs) => ::ureq::tls::RootCerts::new_with_certs(certs),
@@ -78,9 +149,11 @@ impl Ureq {
             .max_idle_connections_per_host(settings.max_connections + 4)
             .max_idle_connections(2 * settings.max_connections + 8)
             .tls_config(tls)
+            .proxy(proxy)
             .build();
         let connector =
-            ().chain(ConnectProxyConnector::default())
+            ().chain(SocksConnector::default())
+                .chain(ConnectProxyConnector::default())
                 .chain(Tap::default())
                 .chain(RustlsConnector::default());
         Ureq {

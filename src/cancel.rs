@@ -117,6 +117,14 @@ struct LineInner {
 #[derive(Default)]
 struct LineState {
     socket: Option<Shutdown>,
+    /// The receive buffer the sockets of this line's requests get, if any
+    /// (a rate limit keeps the kernel from taking far more off the wire).
+    recv_buffer: Option<usize>,
+    /// Whether the next request is to go on a new connection.
+    fresh: bool,
+    /// Whether the last request went on a connection that had carried one
+    /// before (kept alive).
+    reused: bool,
     /// The piece of work being fetched, as the caller numbers it.
     task: Option<usize>,
     /// Set when the task was interrupted: a socket attached later for it is
@@ -199,6 +207,42 @@ impl Line {
             s();
         }
         true
+    }
+
+    /// Asks that the next request of this line go on a new connection.
+    pub(crate) fn want_fresh(&self) {
+        self.inner.state().fresh = true;
+    }
+
+    /// Whether a new connection was asked for (a transport asks, once).
+    pub(crate) fn take_fresh(&self) -> bool {
+        std::mem::take(&mut self.inner.state().fresh)
+    }
+
+    /// Whether a new connection is asked for, leaving the request as it is.
+    pub(crate) fn wants_fresh(&self) -> bool {
+        self.inner.state().fresh
+    }
+
+    /// The transport tells whether the request went on a kept-alive
+    /// connection.
+    pub(crate) fn set_reused(&self, reused: bool) {
+        self.inner.state().reused = reused;
+    }
+
+    /// Whether the last request went on a kept-alive connection.
+    pub(crate) fn reused(&self) -> bool {
+        self.inner.state().reused
+    }
+
+    /// Gives the sockets of this line's requests a receive buffer of `bytes`.
+    pub(crate) fn set_recv_buffer(&self, bytes: Option<usize>) {
+        self.inner.state().recv_buffer = bytes;
+    }
+
+    /// The receive buffer this line's sockets are to have, if one is set.
+    pub(crate) fn recv_buffer(&self) -> Option<usize> {
+        self.inner.state().recv_buffer
     }
 
     /// Whether the current task was interrupted (or the download cancelled).

@@ -17,6 +17,7 @@ use crate::output::{self, Allocation, PartFile};
 use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
+use crate::ratelimit::RateLimit;
 use crate::session::{Fetched, Session};
 use crate::state::{self, State};
 use crate::transport::buffer_size;
@@ -80,6 +81,7 @@ pub struct Download {
     force: bool,
     keep_complete: bool,
     allocation: Allocation,
+    limit_rate: Option<u64>,
     retries: u32,
     min_segment: u64,
     min_steal: u64,
@@ -145,6 +147,7 @@ impl Download {
             force: false,
             keep_complete: false,
             allocation: Allocation::Reserve,
+            limit_rate: None,
             retries: DEFAULT_RETRIES,
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
@@ -212,6 +215,14 @@ impl Download {
     /// as bytes arrive (see [`Allocation`]).
     pub fn allocation(mut self, a: Allocation) -> Self {
         self.allocation = a;
+        self
+    }
+
+    /// Fetch at most this many bytes per second in all, every connection
+    /// together (`--limit-rate`): one token bucket for the download, and
+    /// what the server sends follows it.
+    pub fn limit_rate(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.limit_rate = bytes_per_second.filter(|&r| r > 0);
         self
     }
 
@@ -580,12 +591,14 @@ impl Download {
         let url = &resource.final_url;
         // The user's credentials go only to the origin of the URL they gave.
         let origin = resource.url.origin();
+        let limit = self.limit_rate.map(RateLimit::new);
         let source = || Source {
             session,
             url,
             origin: &origin,
             retries: self.retries,
             cancel: &self.cancel,
+            limit: limit.as_ref(),
         };
         let hash = self.expected_digests(resource).next().is_some();
         let single = |why: &str, body| {
@@ -645,7 +658,13 @@ impl Download {
             not_before: Mutex::new(None),
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
-            lines: (0..workers).map(|_| self.cancel.line()).collect(),
+            lines: (0..workers)
+                .map(|_| {
+                    let line = self.cancel.line();
+                    line.set_recv_buffer(limit.as_ref().map(|l| l.socket_buffer(workers)));
+                    line
+                })
+                .collect(),
         };
         let mut start = State::new(resource, total);
         if let Some(st) = resume {

@@ -58,6 +58,7 @@
 mod cancel;
 mod error;
 mod http;
+mod ratelimit;
 mod retry;
 
 // Beside the flow.
@@ -91,6 +92,7 @@ pub use http::parse_url;
 pub use output::Allocation;
 pub use probe::{RangeSupport, Resource};
 pub use progress::{ProgressFn, RATE_SETTLES, RATE_WINDOW, Snapshot, TerminalBar};
+pub use ratelimit::parse_rate;
 pub use session::{
     Cookie, DEFAULT_USER_AGENT, Engine, MAX_REDIRECTS, Page, Session, SessionBuilder,
 };

@@ -100,6 +100,11 @@ struct Args {
     #[arg(long)]
     force: bool,
 
+    /// Fetch at most RATE bytes per second in all, every connection
+    /// together (500K, 10M: K, M, G are powers of 1024, as curl's).
+    #[arg(long, value_name = "RATE", value_parser = parse_limit)]
+    limit_rate: Option<u64>,
+
     /// Check the download's SHA-256 (sha256:HEX); a mismatch keeps nothing and exits 7.
     #[arg(long, value_name = "sha256:HEX")]
     checksum: Option<String>,
@@ -156,6 +161,11 @@ struct Args {
     /// Send this cookie (name=value) to the URL's host, for this run only (repeatable).
     #[arg(short = 'b', long = "cookie", value_name = "NAME=VALUE")]
     cookies: Vec<String>,
+}
+
+fn parse_limit(s: &str) -> Result<u64, String> {
+    rangeget::parse_rate(s)
+        .ok_or_else(|| format!("{s:?} is not a rate (bytes per second, with K, M or G)"))
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, Error> {
@@ -245,6 +255,7 @@ fn run(args: Args) -> Result<(), Error> {
         .content_disposition(args.content_disposition)
         .force(args.force)
         .keep_complete(args.continue_)
+        .limit_rate(args.limit_rate)
         .allocation(if args.file_allocation == "none" {
             rangeget::Allocation::Sparse
         } else {

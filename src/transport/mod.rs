@@ -40,6 +40,7 @@ mod splice;
 #[path = "nosplice.rs"]
 mod splice;
 mod ureq;
+mod ureq_tcp;
 mod wire;
 
 pub(crate) use self::ureq::{Tls, Ureq, proxy_from};
@@ -143,6 +144,13 @@ pub(crate) trait Transport: Send + Sync {
 
     /// `"wire"` or `"ureq"`, for messages and tests.
     fn name(&self) -> &'static str;
+}
+
+/// Gives `socket` a receive buffer of about `bytes` (the kernel doubles
+/// it for its bookkeeping and keeps a floor), turning off the kernel's
+/// own growth of it. A failure only leaves the buffer as it was.
+pub(crate) fn set_recv_buffer(socket: &std::net::TcpStream, bytes: usize) {
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(socket, bytes);
 }
 
 /// Reads a whole body into memory, at most `limit` bytes (the rest is left).

@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex, Weak};
 
 use ::ureq::Agent;
@@ -23,10 +24,11 @@ use ::ureq::http;
 use ::ureq::unversioned::resolver::DefaultResolver;
 use ::ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout,
-    RustlsConnector, ShutdownHandle, SocksConnector, TcpConnector, Transport as UreqTransport,
+    RustlsConnector, ShutdownHandle, SocksConnector, Transport as UreqTransport,
 };
 use url::Url;
 
+use super::ureq_tcp::Tcp;
 use super::{Body, Head, ProxyChoice, Request, Response, Settings, Transport, buffer_size, fail};
 use crate::cancel::Line;
 use crate::error::Error;
@@ -154,7 +156,7 @@ impl Ureq {
         let connector =
             ().chain(SocksConnector::default())
                 .chain(ConnectProxyConnector::default())
-                .chain(Tap::default())
+                .chain(Tap)
                 .chain(RustlsConnector::default());
         Ureq {
             agent: Agent::with_parts(config, connector, DefaultResolver::default()),
@@ -246,6 +248,7 @@ impl Transport for Ureq {
             }
         };
         let mut result = run()?;
+        req.line.take_fresh();
         // A kept-alive connection that the server closed while it was idle
         // fails before any answer: asked again on a new one, as our own
         // connections do. Only where asking twice is harmless.
@@ -403,18 +406,19 @@ impl Drop for UreqBody {
     }
 }
 
-/// The TCP step of the connector chain, keeping the socket's shutdown handle
-/// (see the module docs).
+/// The TCP step of the connector chain: connects (as ureq's own
+/// `TcpConnector` does), registers the socket with the agent for its
+/// shutdown, and keeps a handle to the socket, which [`Tracked`] attaches
+/// to each request's line and gives its receive buffer (see the module
+/// docs).
 #[derive(Default)]
-struct Tap(TcpConnector);
+struct Tap;
 
 impl fmt::Debug for Tap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Tap")
     }
 }
-
-type Caught = Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>>;
 
 impl<In: UreqTransport> Connector<In> for Tap {
     type Out = Either<In, Tracked>;
@@ -428,33 +432,57 @@ impl<In: UreqTransport> Connector<In> for Tap {
             // A proxy's connection, made (and tapped) by a run of this chain.
             return Ok(Some(Either::A(c)));
         }
-        let caught: Caught = Arc::default();
-        let keep = Arc::clone(&caught);
-        let forward = Arc::clone(&details.register_shutdown);
-        let tapped = ConnectionDetails {
-            uri: details.uri,
-            addrs: details.addrs.clone(),
-            config: details.config,
-            request_level: details.request_level,
-            resolver: details.resolver,
-            now: details.now,
-            timeout: details.timeout,
-            current_time: Arc::clone(&details.current_time),
-            run_connector: Arc::clone(&details.run_connector),
-            register_shutdown: Arc::new(move |handle: Weak<dyn ShutdownHandle>| {
-                *keep.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.clone());
-                forward(handle)
-            }),
+        let config = details.config;
+        let budget = details.timeout.not_zero().map(|d| *d);
+        let started = std::time::Instant::now();
+        let mut last = None;
+        let mut stream = None;
+        for addr in details.addrs.iter() {
+            let left = budget.map(|b| b.saturating_sub(started.elapsed()));
+            if left.is_some_and(|l| l.is_zero()) {
+                break;
+            }
+            let attempt = match left {
+                Some(l) => TcpStream::connect_timeout(addr, l),
+                None => TcpStream::connect(addr),
+            };
+            match attempt {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match (stream, last) {
+            (Some(s), _) => s,
+            (None, Some(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                return Err(::ureq::Error::Timeout(::ureq::Timeout::Connect));
+            }
+            (None, Some(e)) => return Err(::ureq::Error::Io(e)),
+            (None, None) => return Err(::ureq::Error::ConnectionFailed),
         };
-        let Some(out) = Connector::<()>::connect(&self.0, &tapped, None)? else {
-            return Ok(None);
+        if config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        let socket = Arc::new(stream);
+        let weak: Weak<dyn ShutdownHandle> = Arc::downgrade(&socket) as Weak<dyn ShutdownHandle>;
+        (details.register_shutdown)(weak)?;
+        let tcp = Tcp::new(
+            Arc::clone(&socket),
+            config.input_buffer_size(),
+            config.output_buffer_size(),
+        );
+        let mut tracked = Tracked {
+            inner: tcp,
+            socket,
+            used: false,
         };
-        let inner: Box<dyn UreqTransport> = match out {
-            Either::A(()) => return Ok(None),
-            Either::B(tcp) => Box::new(tcp),
-        };
-        let handle = caught.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let tracked = Tracked { inner, handle };
         tracked.attach();
         Ok(Some(Either::B(tracked)))
     }
@@ -463,8 +491,11 @@ impl<In: UreqTransport> Connector<In> for Tap {
 /// A TCP transport whose socket is attached to the line of each request it
 /// sends.
 struct Tracked {
-    inner: Box<dyn UreqTransport>,
-    handle: Option<Weak<dyn ShutdownHandle>>,
+    inner: Tcp,
+    /// The same socket as `inner`'s: to shut it down, to set its options.
+    socket: Arc<TcpStream>,
+    /// Whether an answer has been read on it (the next request is a reuse).
+    used: bool,
 }
 
 impl fmt::Debug for Tracked {
@@ -474,17 +505,18 @@ impl fmt::Debug for Tracked {
 }
 
 impl Tracked {
-    fn attach(&self) {
-        let Some(handle) = self.handle.clone() else {
-            return;
-        };
+    fn attach(&mut self) {
         SENDING.with(|s| {
             if let Some(line) = &*s.borrow() {
+                line.set_reused(self.used);
+                let socket = Arc::clone(&self.socket);
                 line.attach(Arc::new(move || {
-                    if let Some(h) = handle.upgrade() {
-                        h.shutdown();
-                    }
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
                 }));
+                self.inner.read_cap = line.recv_buffer();
+                if let Some(n) = line.recv_buffer() {
+                    super::set_recv_buffer(&self.socket, n);
+                }
             }
         });
     }
@@ -505,11 +537,14 @@ impl UreqTransport for Tracked {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ::ureq::Error> {
+        self.used = true;
         self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
-        self.inner.is_open()
+        // A request that asked for a new connection does not get this one.
+        let fresh = SENDING.with(|s| s.borrow().as_ref().is_some_and(Line::wants_fresh));
+        !fresh && self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {

@@ -106,8 +106,17 @@ impl Transport for Wire {
         // replaced by a new one: nothing was answered, so asking again is
         // safe where asking twice is harmless (RFC 9112 9.3.1).
         let idempotent = matches!(req.method, "GET" | "HEAD");
-        if let Some(mut conn) = self.pool.take(&key) {
+        let pooled = if req.line.take_fresh() {
+            None
+        } else {
+            self.pool.take(&key)
+        };
+        if let Some(mut conn) = pooled {
+            req.line.set_reused(true);
             req.line.attach(conn.shutdown_handle());
+            if let Some(n) = req.line.recv_buffer() {
+                super::set_recv_buffer(&conn.stream, n);
+            }
             match conn.exchange(&request, url, self.settings.read_timeout, head_only) {
                 Ok(answer) => return Ok(self.respond(conn, answer, req)),
                 // Garbage where an answer should begin, on a connection that
@@ -119,6 +128,7 @@ impl Transport for Wire {
                 }
             }
         }
+        req.line.set_reused(false);
         let mut conn = Conn::open(url, host, port, key, &self.settings, req.line)?;
         match conn.exchange(&request, url, self.settings.read_timeout, head_only) {
             Ok(answer) => Ok(self.respond(conn, answer, req)),
@@ -295,6 +305,9 @@ impl Conn {
             splice: true,
         };
         line.attach(conn.shutdown_handle());
+        if let Some(n) = line.recv_buffer() {
+            super::set_recv_buffer(&conn.stream, n);
+        }
         let timeout = Some(nonzero(settings.read_timeout));
         conn.stream
             .set_nodelay(true)

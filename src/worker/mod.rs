@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::output::PartFile;
 use crate::plan::Plan;
 use crate::progress::Counters;
+use crate::ratelimit::RateLimit;
 use crate::retry::{self, Failure, StallWatch, wait_before_retry};
 use crate::session::Session;
 use crate::transport::Body;
@@ -45,6 +46,27 @@ pub(crate) struct Source<'a> {
     pub retries: u32,
     /// The user's cancel: everyone stops.
     pub cancel: &'a CancelHandle,
+    /// `--limit-rate`, shared by every connection.
+    pub limit: Option<&'a RateLimit>,
+}
+
+impl Source<'_> {
+    /// How many bytes the next read may take, at most `want`: all of them
+    /// without a limit, else what the limit allows (waiting for it); 0 when
+    /// cancelled meanwhile.
+    pub(crate) fn allowance(&self, want: usize) -> usize {
+        match self.limit {
+            Some(l) => l.take(want, self.cancel),
+            None => want,
+        }
+    }
+
+    /// Gives back what a read was allowed and did not take.
+    pub(crate) fn unused(&self, n: usize) {
+        if let Some(l) = self.limit {
+            l.give_back(n);
+        }
+    }
 }
 
 /// What all workers of one download share.
@@ -320,16 +342,45 @@ fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Re
     if let Some(v) = job.expect.if_range() {
         headers.push(("If-Range", v));
     }
-    let sent = Instant::now();
-    job.counters.request_sent();
-    let mut fetched = src
-        .session
-        .fetch("GET", src.url, &headers, None, src.origin, line)
-        .map_err(|e| Attempt::from(Failure::judge(e)))?;
-    job.plan().set_latency(sent.elapsed().as_secs_f64());
-    let head = &fetched.head;
-    job.expect
-        .ranged(head.status, &head.headers, &fetched.url, pos, end)?;
+    let mut asked_again = false;
+    let mut fetched = loop {
+        let sent = Instant::now();
+        job.counters.request_sent();
+        let fetched = match src
+            .session
+            .fetch("GET", src.url, &headers, None, src.origin, line)
+        {
+            Ok(f) => f,
+            // Garbage where an answer should begin, on a kept-alive
+            // connection: the same (ours ask again by themselves; ureq's
+            // are asked again here).
+            Err(Error::Protocol { .. }) if line.reused() && !asked_again => {
+                asked_again = true;
+                line.want_fresh();
+                continue;
+            }
+            Err(e) => return Err(Attempt::from(Failure::judge(e))),
+        };
+        job.plan().set_latency(sent.elapsed().as_secs_f64());
+        let head = &fetched.head;
+        match job
+            .expect
+            .ranged(head.status, &head.headers, &fetched.url, pos, end)
+        {
+            Ok(()) => break fetched,
+            // An answer on a kept-alive connection that says the file
+            // changed, or that ranges are not served, may be bytes the
+            // server sent after the last body, there before this request:
+            // asked again on a new connection before it is believed.
+            Err(Attempt::Stop(Stop::Changed { .. } | Stop::Fallback(_)))
+                if line.reused() && !asked_again =>
+            {
+                asked_again = true;
+                line.want_fresh();
+            }
+            Err(e) => return Err(e),
+        }
+    };
     job.counters.connection_started();
     let result = stream_range(job, seg, pos, &mut *fetched.body, &fetched.url);
     job.counters.connection_ended();
@@ -354,7 +405,14 @@ fn stream_range(
         if job.halted() {
             return Ok(());
         }
-        let n = match body.receive(job.buffer) {
+        let allowed = job.source.allowance(job.buffer);
+        if allowed == 0 {
+            return Ok(());
+        }
+        let received_now = body.receive(allowed);
+        job.source
+            .unused(allowed - received_now.as_ref().map_or(0, |n| *n));
+        let n = match received_now {
             Ok(0) => {
                 let (_, end) = job.plan().position(seg);
                 if pos < end {

@@ -32,6 +32,7 @@ pub(crate) fn run_single(
     hash: bool,
 ) -> Result<(u64, Option<[u8; 32]>), Error> {
     let line = src.cancel.line();
+    line.set_recv_buffer(src.limit.map(|l| l.socket_buffer(1)));
     let mut budget = Budget::default();
     loop {
         if src.cancel.is_cancelled() {
@@ -40,6 +41,7 @@ pub(crate) fn run_single(
         counters.start_from(0);
         let mut hasher = hash.then(PrefixHasher::new);
         let out = Out {
+            source: src,
             file,
             counters,
             window: src.session.read_timeout(),
@@ -86,6 +88,7 @@ pub(crate) fn run_single(
 
 /// Where a stream's bytes go.
 struct Out<'a> {
+    source: &'a Source<'a>,
     file: &'a PartFile,
     counters: &'a Counters,
     /// The stall window (the read timeout).
@@ -112,7 +115,14 @@ fn stream_whole(mut f: Fetched, out: Out<'_>) -> Result<u64, Failure> {
     let mut watch = StallWatch::new(out.window);
     out.counters.connection_started();
     let result = (|| loop {
-        let n = match f.body.receive(chunk) {
+        let allowed = out.source.allowance(chunk);
+        if allowed == 0 {
+            return Err(Failure::judge(Error::Cancelled));
+        }
+        let received = f.body.receive(allowed);
+        out.source
+            .unused(allowed - received.as_ref().map_or(0, |n| *n));
+        let n = match received {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -1,8 +1,8 @@
 //! The flow, end to end: URL → probe → plan → workers → output file → finish.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use crate::cancel::CancelHandle;
 use crate::checkpoint::{CHECKPOINT_EVERY, Checkpoint, SYNC_EVERY};
 use crate::checksum::{Checksum, PrefixHasher};
 use crate::error::Error;
+use crate::event::{Event, NoticeKind, Status};
 use crate::http::parse_url;
 use crate::output::{self, Allocation, PartFile};
 use crate::plan::{self, Plan};
@@ -36,6 +37,29 @@ pub const DEFAULT_RETRIES: u32 = 5;
 /// A notice callback: told things the user should know ("server does not
 /// support ranges: using 1 connection").
 pub type NoticeFn = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Where events go: the caller's closure, one event at a time.
+type EventSink = Arc<Mutex<Box<dyn FnMut(&Event) + Send>>>;
+
+fn emit(events: &Option<EventSink>, e: &Event) {
+    if let Some(sink) = events {
+        (sink.lock().unwrap_or_else(|p| p.into_inner()))(e);
+    }
+}
+
+/// Tells a notice to the notice callback and as an event.
+fn tell(notice: &Option<NoticeFn>, events: &Option<EventSink>, kind: NoticeKind, msg: &str) {
+    if let Some(f) = notice {
+        f(msg);
+    }
+    emit(
+        events,
+        &Event::Notice {
+            kind,
+            message: msg.to_string(),
+        },
+    );
+}
 
 /// How a transfer ended, when it did not fail.
 enum Outcome {
@@ -91,6 +115,7 @@ pub struct Download {
     session: Option<Session>,
     progress: Option<ProgressFn>,
     notice: Option<NoticeFn>,
+    events: Option<EventSink>,
     cancel: CancelHandle,
 }
 
@@ -115,6 +140,9 @@ pub struct Summary {
     /// Whether the file was complete already, and nothing was fetched
     /// ([`Download::keep_complete`]).
     pub already_complete: bool,
+    /// The file's SHA-256 in hex, when it was computed (a checksum was
+    /// expected, from the user or the server).
+    pub sha256: Option<String>,
     /// The transport that carried the probe: `"wire"` (rangeget's own
     /// connections) or `"ureq"`.
     pub transport: &'static str,
@@ -157,6 +185,7 @@ impl Download {
             session: None,
             progress: None,
             notice: None,
+            events: None,
             cancel: CancelHandle::new(),
         }
     }
@@ -278,6 +307,15 @@ impl Download {
         self
     }
 
+    /// Called with every [`Event`] of the download, from whichever thread
+    /// the event happens on (one at a time): the start, progress about ten
+    /// times a second, notices, and the end (always the last). `--json`
+    /// writes these.
+    pub fn on_event(mut self, f: impl FnMut(&Event) + Send + 'static) -> Self {
+        self.events = Some(Arc::new(Mutex::new(Box::new(f))));
+        self
+    }
+
     /// Called with notices for the user, such as a fallback to one connection.
     pub fn on_notice(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.notice = Some(Box::new(f));
@@ -289,23 +327,45 @@ impl Download {
         self.cancel.clone()
     }
 
-    fn notify(&self, msg: &str) {
-        if let Some(f) = &self.notice {
-            f(msg);
-        }
+    fn notify(&self, kind: NoticeKind, msg: &str) {
+        tell(&self.notice, &self.events, kind, msg);
     }
 
     /// Runs the download. The file appears under its final name only when it
     /// is complete.
     pub fn run(self) -> Result<Summary, Error> {
         let cancel = self.cancel.clone();
-        self.run_inner().map_err(|e| {
+        let events = self.events.clone();
+        let result = self.run_inner().map_err(|e| {
             if cancel.is_cancelled() {
                 Error::Cancelled
             } else {
                 e
             }
-        })
+        });
+        let end = match &result {
+            Ok(s) => Event::End {
+                status: Status::Ok,
+                path: Some(s.path.clone()),
+                bytes: Some(s.bytes),
+                fetched: s.fetched,
+                sha256: s.sha256.clone(),
+                exit_code: 0,
+            },
+            Err(e) => Event::End {
+                status: match e {
+                    Error::Cancelled => Status::Cancelled,
+                    e => Status::Error(e.to_string()),
+                },
+                path: None,
+                bytes: None,
+                fetched: 0,
+                sha256: None,
+                exit_code: e.exit_code(),
+            },
+        };
+        emit(&events, &end);
+        result
     }
 
     fn run_inner(mut self) -> Result<Summary, Error> {
@@ -318,13 +378,25 @@ impl Download {
         }
         let url = parse_url(&self.url)?;
         if crate::http::lacks_scheme(&self.url) {
-            self.notify(&format!("no scheme given: downloading {url}"));
+            self.notify(
+                NoticeKind::Info,
+                &format!("no scheme given: downloading {url}"),
+            );
         }
         let session = match self.session.take() {
             Some(s) => s,
             None => Session::builder().max_connections(self.connections).build(),
         };
         let mut progress = self.progress.take();
+        let events = self.events.clone();
+        // What the timer calls: the caller's progress, and the event.
+        let wanted = progress.is_some() || events.is_some();
+        let mut tick = wanted.then_some(move |s: &Snapshot| {
+            if let Some(p) = progress.as_mut() {
+                p(s);
+            }
+            emit(&events, &Event::Progress(*s));
+        });
         let counters = Counters::default();
 
         // At most two rounds: a resource that changes under us is fetched again
@@ -350,6 +422,7 @@ impl Download {
                     requests: 0,
                     segmented: false,
                     already_complete: true,
+                    sha256: None,
                     transport: probed.transport,
                     resource,
                 });
@@ -380,10 +453,10 @@ impl Download {
 
             let done = AtomicBool::new(false);
             let result = thread::scope(|scope| {
-                let ticker = progress.as_mut().map(|cb| {
+                let ticker = tick.as_mut().map(|cb| {
                     let (counters, done) = (&counters, &done);
                     scope.spawn(move || {
-                        progress::poll(counters, Instant::now(), progress::TICK, done, cb.as_mut())
+                        progress::poll(counters, Instant::now(), progress::TICK, done, cb)
                     })
                 });
                 let result = self.transfer(
@@ -427,6 +500,7 @@ impl Download {
                         requests: counters.requests(),
                         segmented,
                         already_complete: false,
+                        sha256: sha256.map(|d| crate::checksum::to_hex(&d)),
                         transport: probed.transport,
                         resource,
                     });
@@ -439,7 +513,7 @@ impl Download {
                             format!("the file keeps changing on the server: {why}"),
                         ));
                     }
-                    self.notify(&format!("{why}: starting over"));
+                    self.notify(NoticeKind::Restart, &format!("{why}: starting over"));
                     restarted = true;
                     // A HEAD that gave another length than GET is not asked again.
                     trust_head &= !length;
@@ -493,18 +567,21 @@ impl Download {
                 }
             }
         }
-        self.notify(&format!(
-            "{} is complete already ({} bytes): nothing to fetch",
-            path.display(),
-            meta.len()
-        ));
+        self.notify(
+            NoticeKind::Info,
+            &format!(
+                "{} is complete already ({} bytes): nothing to fetch",
+                path.display(),
+                meta.len()
+            ),
+        );
         Ok(Some(meta.len()))
     }
 
     /// Passes on what the session has to tell the user.
     fn pass_on(&self, session: &Session) {
         for note in session.take_notes() {
-            self.notify(&note);
+            self.notify(NoticeKind::Info, &note);
         }
     }
 
@@ -536,36 +613,48 @@ impl Download {
         };
         let name = part.display();
         if !meta.is_file() {
-            self.notify(&format!("{name} is not a regular file: replacing it"));
+            self.notify(
+                NoticeKind::Resume,
+                &format!("{name} is not a regular file: replacing it"),
+            );
             return Ok(None);
         }
         let Some(st) = State::load(state_file) else {
-            self.notify(&format!("{name} has no valid state file: starting over"));
+            self.notify(
+                NoticeKind::Resume,
+                &format!("{name} has no valid state file: starting over"),
+            );
             return Ok(None);
         };
         let same_url = st.url == crate::error::redact(resource.url.as_str())
             || st.final_url == crate::error::redact(resource.final_url.as_str());
         if st.matches(resource) && meta.len() == st.length {
             if !same_url {
-                self.notify(&format!(
-                    "{name} was started from {}: the same file (length and {} match)",
-                    st.url,
-                    if st.etag.is_some() {
-                        "ETag"
-                    } else {
-                        "Last-Modified"
-                    }
-                ));
+                self.notify(
+                    NoticeKind::Resume,
+                    &format!(
+                        "{name} was started from {}: the same file (length and {} match)",
+                        st.url,
+                        if st.etag.is_some() {
+                            "ETag"
+                        } else {
+                            "Last-Modified"
+                        }
+                    ),
+                );
             }
-            self.notify(&format!(
-                "resuming {name}: {} of {} bytes already there",
-                st.usable_bytes(),
-                st.length
-            ));
+            self.notify(
+                NoticeKind::Resume,
+                &format!(
+                    "resuming {name}: {} of {} bytes already there",
+                    st.usable_bytes(),
+                    st.length
+                ),
+            );
             return Ok(Some(st));
         }
         if same_url {
-            self.notify(&format!(
+            self.notify(NoticeKind::Resume, &format!(
                 "{name} holds another version of the file (length or ETag/Last-Modified differ, or none to compare): starting over"
             ));
             return Ok(None);
@@ -592,6 +681,21 @@ impl Download {
         // The user's credentials go only to the origin of the URL they gave.
         let origin = resource.url.origin();
         let limit = self.limit_rate.map(RateLimit::new);
+        let (notice, events) = (&self.notice, &self.events);
+        let told = move |kind: NoticeKind, msg: &str| tell(notice, events, kind, msg);
+        let start = |connections: usize, resumed: u64| {
+            emit(
+                events,
+                &Event::Start {
+                    url: resource.url.to_string(),
+                    final_url: resource.final_url.to_string(),
+                    length: resource.length,
+                    connections,
+                    resumed,
+                    path: file.path().to_path_buf(),
+                },
+            );
+        };
         let source = || Source {
             session,
             url,
@@ -599,10 +703,12 @@ impl Download {
             retries: self.retries,
             cancel: &self.cancel,
             limit: limit.as_ref(),
+            tell: &told,
         };
         let hash = self.expected_digests(resource).next().is_some();
         let single = |why: &str, body| {
-            self.notify(&format!("{why}: using 1 connection"));
+            self.notify(NoticeKind::Fallback, &format!("{why}: using 1 connection"));
+            start(1, 0);
             let (bytes, sha256) = worker::run_single(&source(), file, counters, body, hash)?;
             file.set_len(bytes)?;
             Ok(Outcome::Done {
@@ -641,6 +747,7 @@ impl Download {
             .count()
             .clamp(1, self.connections);
         counters.set_workers(workers);
+        start(workers, resume.map_or(0, State::usable_bytes));
         let job = Job {
             source: source(),
             file,

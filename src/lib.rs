@@ -63,6 +63,7 @@ mod retry;
 
 // Beside the flow.
 mod cookies;
+mod event;
 mod progress;
 mod session;
 mod transport;
@@ -88,6 +89,7 @@ pub use download::{
     DEFAULT_CONNECTIONS, DEFAULT_RETRIES, Download, MAX_CONNECTIONS, NoticeFn, Summary,
 };
 pub use error::Error;
+pub use event::{Event, NoticeKind, Status};
 pub use http::parse_url;
 pub use output::Allocation;
 pub use probe::{RangeSupport, Resource};

@@ -1,8 +1,9 @@
 //! The `rangeget` command: arguments → library → exit code.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,6 +14,10 @@ use signal_hook::iterator::Signals;
 
 /// The signal that cancelled the run, if any.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Whether the run's events went to stderr as JSON (then nothing else goes
+/// there: the end event told the error).
+static EVENTS_ON_STDERR: AtomicBool = AtomicBool::new(false);
 
 /// Cancels the download on the first SIGINT or SIGTERM (the workers stop, the
 /// jar is saved); a second one ends the process at once.
@@ -75,6 +80,13 @@ struct Args {
     /// Print nothing but errors: no progress bar, no summary.
     #[arg(short = 'q', long)]
     quiet: bool,
+
+    /// Write the download's events as JSON, one object per line (start,
+    /// progress, notice, end), to stderr instead of the bar and messages,
+    /// or with --json=FILE to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "-")]
+    json: Option<PathBuf>,
 
     /// Send this header with every request (repeatable), e.g. -H 'Authorization: Bearer X'.
     #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
@@ -277,7 +289,26 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(d) = args.dir {
         download = download.dir(d);
     }
-    if !args.quiet {
+    let json_on_stderr = args.json.as_deref() == Some(std::path::Path::new("-"));
+    // The end event will say it all, error included.
+    EVENTS_ON_STDERR.store(json_on_stderr, Ordering::SeqCst);
+    if let Some(target) = &args.json {
+        let out: Box<dyn std::io::Write + Send> =
+            if json_on_stderr {
+                Box::new(std::io::stderr())
+            } else {
+                Box::new(std::fs::File::create(target).map_err(|e| {
+                    Error::InvalidOption(format!("--json {}: {e}", target.display()))
+                })?)
+            };
+        let out = std::sync::Mutex::new(out);
+        download = download.on_event(move |e| {
+            let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(out, "{}", e.to_json());
+            let _ = out.flush();
+        });
+    }
+    if !args.quiet && !json_on_stderr {
         // The name the bar shows: the one asked for, else the URL's.
         let name = match &args.output {
             Some(o) => o.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -299,11 +330,13 @@ fn run(args: Args) -> Result<(), Error> {
         if result.is_ok() {
             return Err(e);
         }
-        eprintln!("rangeget: error: {e}");
+        if !json_on_stderr {
+            eprintln!("rangeget: error: {e}");
+        }
     }
     let summary = result?;
     // (A file complete already was told of in a notice.)
-    if !args.quiet && !summary.already_complete {
+    if !args.quiet && !json_on_stderr && !summary.already_complete {
         let resumed = if summary.fetched < summary.bytes {
             format!(", {} fetched this run", BinaryBytes(summary.fetched))
         } else {
@@ -330,11 +363,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Cancelled) => {
             let sig = SIGNAL.load(Ordering::SeqCst);
-            eprintln!("rangeget: interrupted; run the same command again to resume");
+            if !EVENTS_ON_STDERR.load(Ordering::SeqCst) {
+                eprintln!("rangeget: interrupted; run the same command again to resume");
+            }
             ExitCode::from(if sig > 0 { 128 + sig as u8 } else { 130 })
         }
         Err(e) => {
-            eprintln!("rangeget: error: {e}");
+            if !EVENTS_ON_STDERR.load(Ordering::SeqCst) {
+                eprintln!("rangeget: error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -344,6 +344,11 @@ impl PartFile {
             .map_err(|e| Error::io(&self.part, "set the file's size", e))
     }
 
+    /// The final path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The `.part` path.
     pub fn part_path(&self) -> &Path {
         &self.part

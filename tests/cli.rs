@@ -196,3 +196,123 @@ fn the_man_page_and_completions_list_every_option_of_help() {
         }
     }
 }
+
+/// The lines of `out` parsed as JSON, each checked to be one object with an
+/// `event` of the documented kinds.
+fn events(out: &[u8]) -> Vec<serde_json::Value> {
+    let text = String::from_utf8_lossy(out);
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
+            let kind = v["event"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no event: {l}"));
+            assert!(
+                ["start", "progress", "notice", "end"].contains(&kind),
+                "{l}"
+            );
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn json_events_on_stderr_line_by_line() {
+    // A 503 (a retry), a body that goes silent (a takeover), a rate cap (a
+    // few progress events), then success.
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(4 << 20, 51);
+    server.file(
+        "/f.bin",
+        body.clone(),
+        FileOptions {
+            rate_limit: Some(4 << 20),
+            fail_first: Some((503, Some("0".into()), 1)),
+            stall_after: Some((64 << 10, std::time::Duration::from_secs(20), 2)),
+            ..FileOptions::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let o = rangeget(
+        &[
+            "--json",
+            "-n",
+            "4",
+            "--read-timeout",
+            "10",
+            &server.url("/f.bin"),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(sha256_file(&dir.path().join("f.bin")), sha256(&body));
+    let ev = events(&o.stderr);
+    let kinds: Vec<&str> = ev.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 1);
+    let start = &ev[0];
+    assert_eq!(start["length"], 4 << 20);
+    assert_eq!(start["connections"], 4);
+    assert!(start["url"].as_str().unwrap().ends_with("/f.bin"));
+    assert!(start["final_url"].is_string() && start["path"] == "f.bin");
+    assert_eq!(start["resumed"], 0);
+    let progress: Vec<_> = ev.iter().filter(|v| v["event"] == "progress").collect();
+    assert!(progress.len() >= 3, "{}", progress.len());
+    for p in &progress {
+        for f in ["downloaded", "fetched", "elapsed", "connections"] {
+            assert!(p[f].is_number(), "{f} in {p}");
+        }
+        assert_eq!(p["total"], 4 << 20);
+        assert!(p["speed"].is_null() || p["speed"].is_u64(), "{p}");
+        assert!(p["eta"].is_null() || p["eta"].is_number(), "{p}");
+    }
+    let notices: Vec<&str> = ev
+        .iter()
+        .filter(|v| v["event"] == "notice")
+        .map(|v| {
+            assert!(v["message"].is_string(), "{v}");
+            v["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert!(notices.contains(&"retry"), "{notices:?}");
+    assert!(notices.contains(&"takeover"), "{notices:?}");
+    let end = ev.last().unwrap();
+    assert_eq!(end["status"], "ok");
+    assert_eq!(end["exit_code"], 0);
+    assert_eq!(end["bytes"], 4 << 20);
+    assert_eq!(end["fetched"], 4 << 20);
+    assert!(end["path"].as_str().unwrap().ends_with("f.bin"));
+    assert!(end["error"].is_null() && end["sha256"].is_null());
+
+    // A failure: only JSON on stderr, the end saying why, the exit code too.
+    let o = rangeget(&["--json", &server.url("/missing")], dir.path());
+    assert_eq!(o.status.code(), Some(4));
+    let ev = events(&o.stderr);
+    let end = ev.last().unwrap();
+    assert_eq!(
+        (end["status"].as_str(), end["exit_code"].as_u64()),
+        (Some("error"), Some(4))
+    );
+    assert!(end["error"].as_str().unwrap().contains("404"), "{end}");
+
+    // To a file, with a checksum: the end carries the SHA-256.
+    let sum = format!("sha256:{}", sha256(&body));
+    let o = rangeget(
+        &[
+            "-q",
+            "--json=events.jsonl",
+            "--checksum",
+            &sum,
+            "-o",
+            "g.bin",
+            &server.url("/f.bin"),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = events(&std::fs::read(dir.path().join("events.jsonl")).unwrap());
+    assert_eq!(ev.last().unwrap()["sha256"], sha256(&body));
+}

@@ -26,6 +26,7 @@ pub(crate) use self::check::Expect;
 pub(crate) use self::single::run_single;
 use crate::cancel::{CancelHandle, Line};
 use crate::error::Error;
+use crate::event::NoticeKind;
 use crate::output::PartFile;
 use crate::plan::Plan;
 use crate::progress::Counters;
@@ -48,6 +49,8 @@ pub(crate) struct Source<'a> {
     pub cancel: &'a CancelHandle,
     /// `--limit-rate`, shared by every connection.
     pub limit: Option<&'a RateLimit>,
+    /// Tells the user (a retry, a takeover).
+    pub tell: &'a (dyn Fn(NoticeKind, &str) + Sync),
 }
 
 impl Source<'_> {
@@ -243,6 +246,14 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
             && let Some(l) = job.lines.get(w)
         {
             l.interrupt(seg);
+            (job.source.tell)(
+                NoticeKind::Takeover,
+                &format!(
+                    "bytes {}-{} went silent: another connection takes them over",
+                    a.start,
+                    a.end.saturating_sub(1)
+                ),
+            );
         }
         let seg = a.segment;
         let failures = job.plan().failures(seg);
@@ -295,6 +306,18 @@ fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
     let n = plan.failed(seg);
     let wait = wait_before_retry(n, f.after);
     plan.defer(seg, job.now() + wait.as_secs_f64());
+    if n <= job.source.retries {
+        (job.source.tell)(
+            NoticeKind::Retry,
+            &format!(
+                "bytes {pos}-{}: {}; asked again in {:.1} s (retry {n} of {})",
+                end - 1,
+                f.error,
+                wait.as_secs_f64(),
+                job.source.retries
+            ),
+        );
+    }
     if n > job.source.retries || plan.stale_failures() > job.stale_limit() {
         drop(plan);
         job.halt();

@@ -80,7 +80,17 @@ pub(crate) fn run_single(
                 if !f.retry || budget.exhausted(src.retries) {
                     return Err(retry::gave_up(f.error, tries));
                 }
-                src.cancel.sleep(wait_before_retry(tries, f.after));
+                let wait = wait_before_retry(tries, f.after);
+                (src.tell)(
+                    crate::event::NoticeKind::Retry,
+                    &format!(
+                        "{}; the stream starts again in {:.1} s (retry {tries} of {})",
+                        f.error,
+                        wait.as_secs_f64(),
+                        src.retries
+                    ),
+                );
+                src.cancel.sleep(wait);
             }
         }
     }

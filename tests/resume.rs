@@ -82,8 +82,12 @@ transport_test! {
         }
         let second = served(&server, "/f.bin");
         let total = first + second;
+        // What the server had sent but the cancel found still in the socket
+        // buffers is lost (on a loaded machine, a few hundred KiB a
+        // connection over TLS): 5 % and 256 KiB a connection.
+        let bound = LEN as f64 * 1.05 + 4.0 * (256 << 10) as f64;
         assert!(
-            total as f64 <= LEN as f64 * 1.05,
+            total as f64 <= bound,
             "served {total} bytes for a {LEN}-byte file ({first} + {second})"
         );
     }

@@ -1,5 +1,6 @@
 //! The flow, end to end: URL → probe → plan → workers → output file → finish.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,7 @@ use crate::progress::{self, Counters, ProgressFn, Snapshot};
 use crate::ratelimit::RateLimit;
 use crate::session::{Fetched, Session};
 use crate::state::{self, State};
+use crate::stream::StreamSink;
 use crate::transport::buffer_size;
 use crate::worker::{self, Expect, Job, Source, Stop};
 
@@ -106,6 +108,8 @@ pub struct Download {
     keep_complete: bool,
     allocation: Allocation,
     limit_rate: Option<u64>,
+    stream: Option<Box<dyn Write + Send>>,
+    window: u64,
     retries: u32,
     min_segment: u64,
     min_steal: u64,
@@ -176,6 +180,8 @@ impl Download {
             keep_complete: false,
             allocation: Allocation::Reserve,
             limit_rate: None,
+            stream: None,
+            window: crate::stream::DEFAULT_WINDOW,
             retries: DEFAULT_RETRIES,
             min_segment: plan::MIN_SEGMENT,
             min_steal: plan::MIN_STEAL,
@@ -252,6 +258,24 @@ impl Download {
     /// what the server sends follows it.
     pub fn limit_rate(mut self, bytes_per_second: Option<u64>) -> Self {
         self.limit_rate = bytes_per_second.filter(|&r| r > 0);
+        self
+    }
+
+    /// Writes the file, in order, to `out` (`-o -`: standard output)
+    /// instead of saving it: ranges are still fetched on many connections,
+    /// the head first, and what comes early waits in a reorder window of
+    /// [`Download::stream_window`] bytes (memory stays within it; a slow
+    /// reader holds the download back). Nothing is written to disk, so
+    /// nothing resumes. A checksum is checked as the bytes pass: a
+    /// mismatch is an error, but the bytes have been written already.
+    pub fn output_stream(mut self, out: impl Write + Send + 'static) -> Self {
+        self.stream = Some(Box::new(out));
+        self
+    }
+
+    /// The reorder window of [`Download::output_stream`] (default 64 MiB).
+    pub fn stream_window(mut self, bytes: u64) -> Self {
+        self.window = bytes;
         self
     }
 
@@ -398,6 +422,9 @@ impl Download {
             emit(&events, &Event::Progress(*s));
         });
         let counters = Counters::default();
+        if let Some(out) = self.stream.take() {
+            return self.run_stream(&session, &url, out, &counters, tick, started);
+        }
 
         // At most two rounds: a resource that changes under us is fetched again
         // from scratch once; one that changes again is an error.
@@ -585,6 +612,218 @@ impl Download {
         }
     }
 
+    /// The download to a stream: probe, then the ranges in order through a
+    /// [`StreamSink`] (or one stream), a writer thread delivering them.
+    fn run_stream(
+        &self,
+        session: &Session,
+        url: &Url,
+        mut out: Box<dyn Write + Send>,
+        counters: &Counters,
+        mut tick: Option<impl FnMut(&Snapshot) + Send>,
+        started: Instant,
+    ) -> Result<Summary, Error> {
+        let probed = probe::probe(session, url, true, self.retries, &self.cancel);
+        self.pass_on(session);
+        let probed = probed?;
+        let resource = probed.resource;
+        counters.set_total(resource.length);
+        counters.start_from(0);
+        let sink = StreamSink::new(self.window);
+        let hash = self.expected_digests(&resource).next().is_some();
+        let done = AtomicBool::new(false);
+        let (moved, segmented) = thread::scope(|scope| {
+            let ticker = tick.as_mut().map(|cb| {
+                let (counters, done) = (&counters, &done);
+                scope.spawn(move || {
+                    progress::poll(counters, Instant::now(), progress::TICK, done, cb)
+                })
+            });
+            let writer = scope.spawn(|| sink.deliver(&mut out, hash));
+            let fetched = self.transfer_stream(session, &resource, probed.body, &sink, counters);
+            sink.end();
+            let delivered = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::protocol(url, "the writer thread panicked")));
+            done.store(true, Ordering::Release);
+            if let Some(t) = ticker {
+                t.thread().unpark();
+            }
+            // The writer's failure (a closed pipe) is why the workers stopped.
+            match (fetched, delivered) {
+                (_, Err(e)) | (Err(e), _) => Err(e),
+                (Ok(segmented), Ok(moved)) => Ok((moved, segmented)),
+            }
+        })?;
+        let (bytes, sha256) = moved;
+        if let Some(len) = resource.length
+            && bytes != len
+        {
+            return Err(Error::protocol(
+                &resource.final_url,
+                format!("the stream ended after {bytes} of {len} bytes"),
+            ));
+        }
+        for expected in self.expected_digests(&resource) {
+            expected.verify(&sha256.unwrap_or_default())?;
+        }
+        Ok(Summary {
+            path: PathBuf::from("-"),
+            bytes,
+            fetched: bytes,
+            elapsed: started.elapsed(),
+            connections: counters.workers(),
+            requests: counters.requests(),
+            segmented,
+            already_complete: false,
+            sha256: sha256.map(|d| crate::checksum::to_hex(&d)),
+            transport: probed.transport,
+            resource,
+        })
+    }
+
+    /// Fetches every byte into the stream `sink`: in ranges, lowest first,
+    /// where the server serves them, else as one stream. Whether in ranges.
+    fn transfer_stream(
+        &self,
+        session: &Session,
+        resource: &Resource,
+        probe_body: Option<Fetched>,
+        sink: &StreamSink,
+        counters: &Counters,
+    ) -> Result<bool, Error> {
+        let url = &resource.final_url;
+        let origin = resource.url.origin();
+        let limit = self.limit_rate.map(RateLimit::new);
+        let (notice, events) = (&self.notice, &self.events);
+        let told = move |kind: NoticeKind, msg: &str| tell(notice, events, kind, msg);
+        let source = || Source {
+            session,
+            url,
+            origin: &origin,
+            retries: self.retries,
+            cancel: &self.cancel,
+            limit: limit.as_ref(),
+            tell: &told,
+        };
+        let start = |connections: usize| {
+            emit(
+                events,
+                &Event::Start {
+                    url: resource.url.to_string(),
+                    final_url: resource.final_url.to_string(),
+                    length: resource.length,
+                    connections,
+                    resumed: 0,
+                    path: PathBuf::from("-"),
+                },
+            );
+        };
+        let single = |why: &str, body| {
+            self.notify(NoticeKind::Fallback, &format!("{why}: using 1 connection"));
+            start(1);
+            worker::run_single(&source(), sink, counters, body, false).map(|_| false)
+        };
+        let Some(total) = resource.length else {
+            return single("server gave no length", probe_body);
+        };
+        if !resource.can_split() || probe_body.is_some() {
+            return single("server does not support ranges", probe_body);
+        }
+        if total == 0 {
+            start(0);
+            return Ok(true);
+        }
+        // Pieces small enough that the connections' pieces in flight fit
+        // the window together (the head is never far behind), and at least
+        // one for each connection.
+        let n = self.connections as u64;
+        let piece = (self.window / (2 * n))
+            .min(total.div_ceil(n))
+            .min(16 << 20)
+            .max(self.min_segment.min(total))
+            .max(1);
+        let mut plan = Plan::new(total, total.div_ceil(piece) as usize, piece, self.min_steal);
+        plan.set_ordered(true);
+        let workers = self.connections.min(plan.segments().len()).max(1);
+        counters.set_workers(workers);
+        start(workers);
+        let job = Job {
+            source: source(),
+            sink,
+            plan: Mutex::new(plan),
+            counters,
+            expect: Expect {
+                total,
+                etag: resource.etag.clone(),
+                last_modified: resource.last_modified.clone(),
+                content_encoding: resource.content_encoding.clone(),
+            },
+            stop: AtomicBool::new(false),
+            buffer: buffer_size(self.connections),
+            active: AtomicUsize::new(workers),
+            not_before: Mutex::new(None),
+            began: Instant::now(),
+            idle: std::sync::Condvar::new(),
+            lines: (0..workers)
+                .map(|_| {
+                    let line = self.cancel.line();
+                    line.set_recv_buffer(limit.as_ref().map(|l| l.socket_buffer(workers)));
+                    line
+                })
+                .collect(),
+        };
+        let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let job = &job;
+                    s.spawn(move || worker::run_ranged(job, w))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Stop::Failed(Error::protocol(
+                            url,
+                            "a worker thread panicked",
+                        )))
+                    })
+                })
+                .collect()
+        });
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let mut fallback = None;
+        for o in outcomes {
+            match o {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                // Bytes of the old version may have been written out already:
+                // nothing can start over.
+                Err(Stop::Changed { why, .. }) => {
+                    return Err(Error::protocol(
+                        url,
+                        format!("{why}; what was written to the output is not all of one version"),
+                    ));
+                }
+                Err(Stop::Fallback(why)) => fallback = Some(why),
+            }
+        }
+        if let Some(why) = fallback {
+            // One stream from the start; what was delivered is not repeated.
+            return single(&why, None);
+        }
+        if !job.plan().is_complete() {
+            return Err(Error::protocol(
+                url,
+                "the download stopped before every range was fetched",
+            ));
+        }
+        Ok(true)
+    }
+
     /// The digests the download must match: the user's and the server's.
     fn expected_digests<'r>(
         &'r self,
@@ -750,7 +989,7 @@ impl Download {
         start(workers, resume.map_or(0, State::usable_bytes));
         let job = Job {
             source: source(),
-            file,
+            sink: file,
             plan: Mutex::new(plan),
             counters,
             expect: Expect {
@@ -812,7 +1051,7 @@ impl Download {
                             .first()
                             .filter(|r| r.start == 0)
                             .map_or(0, |r| r.end);
-                        if h.advance_to(job.file.file(), prefix).is_err() {
+                        if h.advance_to(file.file(), prefix).is_err() {
                             return;
                         }
                     }

@@ -73,6 +73,7 @@ pub mod urlparse;
 mod checkpoint;
 mod checksum;
 mod download;
+mod stream;
 
 #[cfg(test)]
 mod fuzz;

@@ -60,9 +60,15 @@ struct Args {
     #[arg(long, value_name = "WHAT", value_parser = ["complete-bash", "complete-zsh", "complete-fish", "man"])]
     generate: Option<String>,
 
-    /// Save to FILE (default: the last part of the URL's path).
+    /// Save to FILE (default: the last part of the URL's path); - writes the
+    /// file in order to standard output (still on many connections).
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// With -o -, the reorder window: bytes that came ahead of the next ones
+    /// to write wait here, and memory stays within it (64M: K, M, G).
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_limit)]
+    buffer: u64,
 
     /// Save into DIR (default: the current directory).
     #[arg(short = 'd', long, value_name = "DIR")]
@@ -223,11 +229,7 @@ fn run(args: Args) -> Result<(), Error> {
     let Some(url) = args.url.clone() else {
         return Err(Error::InvalidOption("a URL to download is needed".into()));
     };
-    if args.output.as_deref() == Some(std::path::Path::new("-")) {
-        return Err(Error::InvalidOption(
-            "-o - (standard output) is not supported: rangeget writes ranges at their offsets in a file; give a file name".into(),
-        ));
-    }
+    let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
     let mut session = Session::builder()
         .connect_timeout(seconds("--connect-timeout", args.connect_timeout)?)
         .read_timeout(seconds("--read-timeout", args.read_timeout)?)
@@ -283,7 +285,11 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(c) = &args.checksum {
         download = download.checksum(rangeget::Checksum::parse(c)?);
     }
-    if let Some(o) = args.output.clone() {
+    if to_stdout {
+        download = download
+            .output_stream(std::io::stdout())
+            .stream_window(args.buffer);
+    } else if let Some(o) = args.output.clone() {
         download = download.output(o);
     }
     if let Some(d) = args.dir {
@@ -367,6 +373,11 @@ fn main() -> ExitCode {
                 eprintln!("rangeget: interrupted; run the same command again to resume");
             }
             ExitCode::from(if sig > 0 { 128 + sig as u8 } else { 130 })
+        }
+        // A reader that closed the pipe (`| head`) ends the download
+        // quietly, as a process that SIGPIPE ends would.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(141)
         }
         Err(e) => {
             if !EVENTS_ON_STDERR.load(Ordering::SeqCst) {

@@ -182,6 +182,42 @@ pub fn sanitize(name: &str) -> Option<String> {
     Some(out)
 }
 
+/// Where workers write what they fetch: at offsets of a file (`NAME.part`),
+/// or into the ordered stream of `-o -`.
+pub(crate) trait Sink: Sync {
+    /// Writes `buf` at `offset`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error>;
+
+    /// The file, when the sink is one (a body can then be spliced into it).
+    fn as_file(&self) -> Option<&PartFile> {
+        None
+    }
+
+    /// How many bytes from `offset` may be written now (a stream's reorder
+    /// window); a file takes any.
+    fn room(&self, _offset: u64) -> u64 {
+        u64::MAX
+    }
+
+    /// Waits (at most `timeout`) for room at `offset`.
+    fn wait_for_room(&self, _offset: u64, _timeout: std::time::Duration) {}
+
+    /// Why the sink takes no more bytes, if it failed (a closed pipe).
+    fn failed(&self) -> Option<Error> {
+        None
+    }
+}
+
+impl Sink for PartFile {
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        PartFile::write_at(self, buf, offset)
+    }
+
+    fn as_file(&self) -> Option<&PartFile> {
+        Some(self)
+    }
+}
+
 /// How `NAME.part` takes its space on the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Allocation {

@@ -123,6 +123,8 @@ pub struct Plan {
     latency: f64,
     /// Failed attempts anywhere since the last byte was written anywhere.
     stale_failures: u32,
+    /// Lowest bytes first (a stream).
+    ordered: bool,
 }
 
 /// How many segments `total` bytes should start with for `connections`
@@ -146,6 +148,7 @@ impl Plan {
             segments,
             latency: 0.0,
             stale_failures: 0,
+            ordered: false,
         }
     }
 
@@ -166,6 +169,7 @@ impl Plan {
             segments: Vec::new(),
             latency: 0.0,
             stale_failures: 0,
+            ordered: false,
         };
         let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
         // The done part: finished segments, so the plan still tiles [0, total).
@@ -246,14 +250,18 @@ impl Plan {
     /// stalled segment (see [`STALLED_AFTER`]) is stolen from first, and
     /// whole, however little it has left.
     pub fn next_at(&mut self, worker: usize, now: f64) -> Option<Assignment> {
-        if let Some(i) = self
+        let free = self
             .segments
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.owner.is_none() && !s.is_finished() && s.not_before <= now)
-            .max_by_key(|(i, s)| (s.remaining(), std::cmp::Reverse(*i)))
-            .map(|(i, _)| i)
-        {
+            .filter(|(_, s)| s.owner.is_none() && !s.is_finished() && s.not_before <= now);
+        let pick = if self.ordered {
+            free.min_by_key(|(_, s)| s.pos).map(|(i, _)| i)
+        } else {
+            free.max_by_key(|(i, s)| (s.remaining(), std::cmp::Reverse(*i)))
+                .map(|(i, _)| i)
+        };
+        if let Some(i) = pick {
             return Some(self.assign(i, worker, now));
         }
         self.steal(worker, now)
@@ -284,7 +292,9 @@ impl Plan {
             (Some(r), Some(_)) => s.remaining() as f64 / r,
             _ => s.remaining() as f64,
         };
-        // A stalled request will never finish by itself: it goes first.
+        // A stalled request will never finish by itself: it goes first; a
+        // stream's head next.
+        let total = self.total as f64;
         let (victim, _) = self
             .segments
             .iter()
@@ -293,6 +303,8 @@ impl Plan {
             .map(|(i, s)| {
                 let c = if self.stalled(s, now) {
                     f64::INFINITY
+                } else if self.ordered {
+                    total - s.pos as f64
                 } else {
                     cost(s)
                 };
@@ -413,6 +425,20 @@ impl Plan {
     /// Failed attempts (and takeovers) anywhere since a byte was last written.
     pub fn stale_failures(&self) -> u32 {
         self.stale_failures
+    }
+
+    /// Whether an unfinished segment that starts before `pos` has no worker
+    /// and may be taken at `now` (for a stream, which waits on it).
+    pub fn waiting_before(&self, pos: u64, now: f64) -> bool {
+        self.segments
+            .iter()
+            .any(|s| s.start < pos && s.owner.is_none() && !s.is_finished() && s.not_before <= now)
+    }
+
+    /// Hands out the lowest bytes first, and steals from the lowest owned
+    /// segment (for a stream, which delivers from the head).
+    pub fn set_ordered(&mut self, yes: bool) {
+        self.ordered = yes;
     }
 
     /// When the next deferred segment may be taken, if one waits beyond `now`.

@@ -175,6 +175,13 @@ impl StallWatch {
         }
     }
 
+    /// Starts a new window: the time before did not count (the reader
+    /// waited, not the connection).
+    pub fn restart(&mut self) {
+        self.since = Instant::now();
+        self.bytes = 0;
+    }
+
     /// Counts `n` bytes; the error to retry with when the window closed
     /// with too few.
     pub fn count(&mut self, n: usize, url: &Url) -> Result<(), Failure> {

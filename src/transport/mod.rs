@@ -31,7 +31,7 @@ use url::Url;
 use crate::cancel::Line;
 use crate::error::Error;
 use crate::http::HeaderMap;
-use crate::output::PartFile;
+use crate::output::Sink;
 
 // Linux-only code sits in one file; elsewhere a stand-in with the same API.
 #[cfg(target_os = "linux")]
@@ -119,12 +119,13 @@ pub(crate) struct Head {
 /// ([`Body::read`]); one body is read one way only.
 pub(crate) trait Body: Send {
     /// Receives up to `max` more bytes and holds them for [`Body::write`];
-    /// `Ok(0)` at the end of the body.
-    fn receive(&mut self, max: usize) -> io::Result<usize>;
+    /// `Ok(0)` at the end of the body. With `zero_copy`, the bytes may be
+    /// held outside user space (a pipe), for a sink that is a file.
+    fn receive(&mut self, max: usize, zero_copy: bool) -> io::Result<usize>;
 
-    /// Writes the first `n` held bytes at `offset` of `file` and lets go of
+    /// Writes the first `n` held bytes at `offset` of `sink` and lets go of
     /// the rest of them.
-    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error>;
+    fn write(&mut self, sink: &dyn Sink, n: usize, offset: u64) -> Result<(), Error>;
 
     /// Reads up to `buf.len()` bytes into `buf`; `Ok(0)` at the end.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;

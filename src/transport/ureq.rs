@@ -32,7 +32,7 @@ use super::ureq_tcp::Tcp;
 use super::{Body, Head, ProxyChoice, Request, Response, Settings, Transport, buffer_size, fail};
 use crate::cancel::Line;
 use crate::error::Error;
-use crate::output::PartFile;
+use crate::output::Sink;
 
 /// How https certificates are checked.
 #[derive(Clone, Debug, Default)]
@@ -374,7 +374,7 @@ struct UreqBody {
 }
 
 impl Body for UreqBody {
-    fn receive(&mut self, max: usize) -> io::Result<usize> {
+    fn receive(&mut self, max: usize, _zero_copy: bool) -> io::Result<usize> {
         if self.buf.is_empty() {
             self.buf = vec![0; self.size];
         }
@@ -384,9 +384,9 @@ impl Body for UreqBody {
         Ok(self.held)
     }
 
-    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error> {
+    fn write(&mut self, sink: &dyn Sink, n: usize, offset: u64) -> Result<(), Error> {
         let n = n.min(std::mem::take(&mut self.held));
-        file.write_at(&self.buf[..n], offset)
+        sink.write_at(&self.buf[..n], offset)
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

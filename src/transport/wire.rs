@@ -30,7 +30,7 @@ use super::{Transport, fail};
 use crate::cancel::Line;
 use crate::error::Error;
 use crate::http::{self, HeaderMap, HeaderName, HeaderValue};
-use crate::output::PartFile;
+use crate::output::Sink;
 
 /// The size of each connection's read buffer (heads, chunked and unspliced
 /// bodies).
@@ -736,26 +736,31 @@ impl WireBody {
 }
 
 impl Body for WireBody {
-    fn receive(&mut self, max: usize) -> io::Result<usize> {
-        self.receive_with(max, true)
+    fn receive(&mut self, max: usize, zero_copy: bool) -> io::Result<usize> {
+        self.receive_with(max, zero_copy)
     }
 
-    fn write(&mut self, file: &PartFile, n: usize, offset: u64) -> Result<(), Error> {
+    fn write(&mut self, sink: &dyn Sink, n: usize, offset: u64) -> Result<(), Error> {
         let held = std::mem::replace(&mut self.held, Held::Nothing);
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
         match held {
             Held::Nothing => Ok(()),
-            Held::Memory { at, n: k } => file.write_at(&conn.buf[at..at + n.min(k)], offset),
+            Held::Memory { at, n: k } => sink.write_at(&conn.buf[at..at + n.min(k)], offset),
             Held::Pipe(k) => {
                 let Some(pipe) = &conn.pipe else {
                     return Ok(());
                 };
-                let done = if n > 0 {
-                    pipe.drain_into(file, offset, n.min(k))
-                } else {
-                    Ok(())
+                let done = match (n, sink.as_file()) {
+                    (0, _) => Ok(()),
+                    (n, Some(file)) => pipe.drain_into(file, offset, n.min(k)),
+                    // Only received into a pipe for a file (zero_copy).
+                    (_, None) => Err(Error::Io {
+                        path: "-".into(),
+                        action: "write",
+                        source: io::Error::other("a body spliced for a sink that is not a file"),
+                    }),
                 };
                 // Whatever stays in the pipe (the bytes not wanted, or all of
                 // them after an error) must not reach the next body.

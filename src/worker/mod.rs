@@ -27,7 +27,7 @@ pub(crate) use self::single::run_single;
 use crate::cancel::{CancelHandle, Line};
 use crate::error::Error;
 use crate::event::NoticeKind;
-use crate::output::PartFile;
+use crate::output::Sink;
 use crate::plan::Plan;
 use crate::progress::Counters;
 use crate::ratelimit::RateLimit;
@@ -75,7 +75,8 @@ impl Source<'_> {
 /// What all workers of one download share.
 pub(crate) struct Job<'a> {
     pub source: Source<'a>,
-    pub file: &'a PartFile,
+    /// Where the bytes go: `NAME.part`, or the ordered stream.
+    pub sink: &'a dyn Sink,
     pub plan: Mutex<Plan>,
     pub counters: &'a Counters,
     /// What every answer must agree with.
@@ -428,11 +429,32 @@ fn stream_range(
         if job.halted() {
             return Ok(());
         }
-        let allowed = job.source.allowance(job.buffer);
+        // A stream takes only what fits in its reorder window.
+        let room = job.sink.room(pos);
+        if room == 0 {
+            if let Some(e) = job.sink.failed() {
+                return Err(Attempt::Stop(Stop::Failed(e)));
+            }
+            {
+                let mut plan = job.plan();
+                // Bytes before these wait for a worker (a request waiting
+                // out its backoff): this one goes to fetch them first.
+                if plan.waiting_before(pos, job.now()) {
+                    return Ok(());
+                }
+                // Waiting on the reader, not silent: not to be taken over.
+                plan.heard(seg, job.now());
+            }
+            job.sink.wait_for_room(pos, IDLE_LOOK);
+            watch.restart();
+            continue;
+        }
+        let want = job.buffer.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let allowed = job.source.allowance(want);
         if allowed == 0 {
             return Ok(());
         }
-        let received_now = body.receive(allowed);
+        let received_now = body.receive(allowed, job.sink.as_file().is_some());
         job.source
             .unused(allowed - received_now.as_ref().map_or(0, |n| *n));
         let n = match received_now {
@@ -473,7 +495,7 @@ fn stream_range(
             let (now, end) = plan.position(seg);
             (take, now >= end)
         };
-        body.write(job.file, take as usize, pos)
+        body.write(job.sink, take as usize, pos)
             .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;
         if take > 0 {
             job.plan().commit(seg, take);
@@ -484,7 +506,7 @@ fn stream_range(
             if pos == asked_end {
                 // Every byte asked for came: let the transport see the body's
                 // end, so that its connection can carry the next request.
-                let _ = body.receive(1);
+                let _ = body.receive(1, false);
             }
             return Ok(());
         }

@@ -9,7 +9,7 @@ use super::Source;
 use crate::checksum::PrefixHasher;
 use crate::error::Error;
 use crate::http;
-use crate::output::PartFile;
+use crate::output::Sink;
 use crate::progress::Counters;
 use crate::retry::{self, Budget, Failure, StallWatch, wait_before_retry};
 use crate::session::Fetched;
@@ -23,10 +23,11 @@ const HASH_EVERY: u64 = 8 << 20;
 /// Uses `first` (a response already received) for the first try. A failed
 /// stream is restarted from byte 0, at most `retries` times (a restart
 /// renews nothing: the same bytes are fetched again). Returns the number of
-/// bytes written and, when `hash` is set, their SHA-256.
+/// bytes written and, when `hash` is set and the sink is a file, their
+/// SHA-256 (a stream hashes what it delivers itself).
 pub(crate) fn run_single(
     src: &Source<'_>,
-    file: &PartFile,
+    sink: &dyn Sink,
     counters: &Counters,
     mut first: Option<Fetched>,
     hash: bool,
@@ -39,10 +40,10 @@ pub(crate) fn run_single(
             return Err(Error::Cancelled);
         }
         counters.start_from(0);
-        let mut hasher = hash.then(PrefixHasher::new);
+        let mut hasher = (hash && sink.as_file().is_some()).then(PrefixHasher::new);
         let out = Out {
             source: src,
-            file,
+            sink,
             counters,
             window: src.session.read_timeout(),
             hasher: &mut hasher,
@@ -64,14 +65,14 @@ pub(crate) fn run_single(
         }
         match attempt {
             Ok(n) => {
-                let sha = match hasher {
-                    Some(mut h) => {
+                let sha = match (hasher, sink.as_file()) {
+                    (Some(mut h), Some(file)) => {
                         h.advance_to(file.file(), n).map_err(|e| {
                             Error::io(file.part_path(), "read back for the checksum", e)
                         })?;
                         Some(h.finish())
                     }
-                    None => None,
+                    _ => None,
                 };
                 return Ok((n, sha));
             }
@@ -99,7 +100,7 @@ pub(crate) fn run_single(
 /// Where a stream's bytes go.
 struct Out<'a> {
     source: &'a Source<'a>,
-    file: &'a PartFile,
+    sink: &'a dyn Sink,
     counters: &'a Counters,
     /// The stall window (the read timeout).
     window: Duration,
@@ -129,7 +130,7 @@ fn stream_whole(mut f: Fetched, out: Out<'_>) -> Result<u64, Failure> {
         if allowed == 0 {
             return Err(Failure::judge(Error::Cancelled));
         }
-        let received = f.body.receive(allowed);
+        let received = f.body.receive(allowed, out.sink.as_file().is_some());
         out.source
             .unused(allowed - received.as_ref().map_or(0, |n| *n));
         let n = match received {
@@ -142,14 +143,15 @@ fn stream_whole(mut f: Fetched, out: Out<'_>) -> Result<u64, Failure> {
             }
         };
         watch.count(n, url)?;
-        f.body.write(out.file, n, pos).map_err(Failure::judge)?;
+        f.body.write(out.sink, n, pos).map_err(Failure::judge)?;
         pos += n as u64;
         out.counters.add(n as u64);
         if let Some(h) = out.hasher.as_mut()
+            && let Some(file) = out.sink.as_file()
             && pos >= h.hashed() + HASH_EVERY
         {
             // A read error only defers the work to the end.
-            let _ = h.advance_to(out.file.file(), pos);
+            let _ = h.advance_to(file.file(), pos);
         }
     })();
     out.counters.connection_ended();

@@ -412,6 +412,20 @@ impl Download {
             None => Session::builder().max_connections(self.connections).build(),
         };
         let mut progress = self.progress.take();
+        // Progress events come after the start event, whatever the timer's
+        // first tick races: the sink holds them back until it has seen it.
+        if let Some(inner) = self.events.take() {
+            let begun = AtomicBool::new(false);
+            let gated: Box<dyn FnMut(&Event) + Send> = Box::new(move |e: &Event| {
+                match e {
+                    Event::Start { .. } => begun.store(true, Ordering::Relaxed),
+                    Event::Progress(_) if !begun.load(Ordering::Relaxed) => return,
+                    _ => {}
+                }
+                (inner.lock().unwrap_or_else(|p| p.into_inner()))(e);
+            });
+            self.events = Some(Arc::new(Mutex::new(gated)));
+        }
         let events = self.events.clone();
         // What the timer calls: the caller's progress, and the event.
         let wanted = progress.is_some() || events.is_some();

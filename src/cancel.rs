@@ -48,6 +48,8 @@ pub struct CancelHandle {
 struct Inner {
     flag: AtomicBool,
     lines: Mutex<Vec<Weak<LineInner>>>,
+    /// Handles cancelled with this one (a list's downloads).
+    children: Mutex<Vec<CancelHandle>>,
 }
 
 impl CancelHandle {
@@ -64,6 +66,31 @@ impl CancelHandle {
         let lines: Vec<Arc<LineInner>> = self.lines().iter().filter_map(Weak::upgrade).collect();
         for line in lines {
             line.shut();
+        }
+        let children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for c in children {
+            c.cancel();
+        }
+    }
+
+    /// Makes `child` cancelled whenever this handle is (at once if it is
+    /// already).
+    pub(crate) fn adopt(&self, child: &CancelHandle) {
+        if Arc::ptr_eq(&self.inner, &child.inner) {
+            return;
+        }
+        self.inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child.clone());
+        if self.is_cancelled() {
+            child.cancel();
         }
     }
 

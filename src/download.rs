@@ -20,6 +20,7 @@ use crate::plan::{self, Plan};
 use crate::probe::{self, Resource};
 use crate::progress::{self, Counters, ProgressFn, Snapshot};
 use crate::ratelimit::RateLimit;
+use crate::schedule::Ticket;
 use crate::session::{Fetched, Session};
 use crate::state::{self, State};
 use crate::stream::StreamSink;
@@ -121,6 +122,10 @@ pub struct Download {
     notice: Option<NoticeFn>,
     events: Option<EventSink>,
     cancel: CancelHandle,
+    /// In a list: the right to more connections than the first.
+    ticket: Option<Ticket>,
+    /// In a list: the rate limit all its downloads share.
+    shared_limit: Option<Arc<RateLimit>>,
 }
 
 /// What a finished download did.
@@ -193,6 +198,8 @@ impl Download {
             notice: None,
             events: None,
             cancel: CancelHandle::new(),
+            ticket: None,
+            shared_limit: None,
         }
     }
 
@@ -349,6 +356,50 @@ impl Download {
     /// A handle that cancels this download from another thread.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
+    }
+
+    /// The connections a download used: its workers; in a list, where
+    /// its workers wait for permits, the most that transferred at once.
+    fn connections_used(&self, counters: &Counters) -> usize {
+        if self.ticket.is_some() {
+            counters.peak().max(1)
+        } else {
+            counters.workers()
+        }
+    }
+
+    /// The URL as given.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Joins a list: `session` unless it has its own, cancelled with
+    /// `cancel`, and more connections than its first only as `ticket` allows.
+    pub(crate) fn join_list(
+        &mut self,
+        session: &Session,
+        cancel: &CancelHandle,
+        ticket: Ticket,
+        limit: Option<&Arc<RateLimit>>,
+    ) {
+        if self.session.is_none() {
+            self.session = Some(session.clone());
+        }
+        if self.limit_rate.is_none() {
+            self.shared_limit = limit.cloned();
+        }
+        cancel.adopt(&self.cancel);
+        self.ticket = Some(ticket);
+    }
+
+    /// Takes the progress callback out (a list calls it beside its own).
+    pub(crate) fn take_progress(&mut self) -> Option<ProgressFn> {
+        self.progress.take()
+    }
+
+    /// Whether it writes to a stream rather than a file.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.stream.is_some()
     }
 
     fn notify(&self, kind: NoticeKind, msg: &str) {
@@ -537,7 +588,7 @@ impl Download {
                         bytes,
                         fetched: bytes.saturating_sub(kept),
                         elapsed: started.elapsed(),
-                        connections: counters.workers(),
+                        connections: self.connections_used(&counters),
                         requests: counters.requests(),
                         segmented,
                         already_complete: false,
@@ -686,7 +737,7 @@ impl Download {
             bytes,
             fetched: bytes,
             elapsed: started.elapsed(),
-            connections: counters.workers(),
+            connections: self.connections_used(counters),
             requests: counters.requests(),
             segmented,
             already_complete: false,
@@ -708,7 +759,8 @@ impl Download {
     ) -> Result<bool, Error> {
         let url = &resource.final_url;
         let origin = resource.url.origin();
-        let limit = self.limit_rate.map(RateLimit::new);
+        let own_limit = self.limit_rate.map(RateLimit::new);
+        let limit = self.shared_limit.as_deref().or(own_limit.as_ref());
         let (notice, events) = (&self.notice, &self.events);
         let told = move |kind: NoticeKind, msg: &str| tell(notice, events, kind, msg);
         let source = || Source {
@@ -717,7 +769,7 @@ impl Download {
             origin: &origin,
             retries: self.retries,
             cancel: &self.cancel,
-            limit: limit.as_ref(),
+            limit,
             tell: &told,
         };
         let start = |connections: usize| {
@@ -779,10 +831,11 @@ impl Download {
             not_before: Mutex::new(None),
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
+            extra: self.ticket.as_ref(),
             lines: (0..workers)
                 .map(|_| {
                     let line = self.cancel.line();
-                    line.set_recv_buffer(limit.as_ref().map(|l| l.socket_buffer(workers)));
+                    line.set_recv_buffer(limit.map(|l| l.socket_buffer(workers)));
                     line
                 })
                 .collect(),
@@ -933,7 +986,8 @@ impl Download {
         let url = &resource.final_url;
         // The user's credentials go only to the origin of the URL they gave.
         let origin = resource.url.origin();
-        let limit = self.limit_rate.map(RateLimit::new);
+        let own_limit = self.limit_rate.map(RateLimit::new);
+        let limit = self.shared_limit.as_deref().or(own_limit.as_ref());
         let (notice, events) = (&self.notice, &self.events);
         let told = move |kind: NoticeKind, msg: &str| tell(notice, events, kind, msg);
         let start = |connections: usize, resumed: u64| {
@@ -955,7 +1009,7 @@ impl Download {
             origin: &origin,
             retries: self.retries,
             cancel: &self.cancel,
-            limit: limit.as_ref(),
+            limit,
             tell: &told,
         };
         let hash = self.expected_digests(resource).next().is_some();
@@ -1018,10 +1072,11 @@ impl Download {
             not_before: Mutex::new(None),
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
+            extra: self.ticket.as_ref(),
             lines: (0..workers)
                 .map(|_| {
                     let line = self.cancel.line();
-                    line.set_recv_buffer(limit.as_ref().map(|l| l.socket_buffer(workers)));
+                    line.set_recv_buffer(limit.map(|l| l.socket_buffer(workers)));
                     line
                 })
                 .collect(),

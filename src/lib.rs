@@ -43,13 +43,18 @@
 //!    file `NAME.rangeget` (`state`), recorded as the download goes.
 //! 5. `download`: the finish: checksums, the rename to `NAME`.
 //!
+//! Many downloads run as a [`Batch`] (`batch`, the command's list and
+//! `-i FILE`, whose format `list` reads): up to `parallel` at once, one
+//! session, and the connection budgets of `schedule` (a global ceiling and
+//! one per host that all downloads to the host share).
+//!
 //! Beside the flow: `session` (headers, cookies, redirects) over
 //! `transport` (the seam: rangeget's own HTTP/1.1 connections for plain
 //! http, ureq for https and proxies), `progress` (counters, a timer,
 //! [`Snapshot`], [`TerminalBar`]), and [`urlparse`] (Python's
 //! `urllib.parse`). Under everything, the ground floor that every stage
-//! shares: `error`, `cancel`, `http` (header rules) and `retry` (the one
-//! retry policy).
+//! shares: `error`, `cancel`, `http` (header rules), `retry` (the one
+//! retry policy) and `schedule` (connection budgets, pure).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -60,6 +65,7 @@ mod error;
 mod http;
 mod ratelimit;
 mod retry;
+mod schedule;
 
 // Beside the flow.
 mod cookies;
@@ -70,9 +76,11 @@ mod transport;
 pub mod urlparse;
 
 // The stages, in the order data passes through them.
+mod batch;
 mod checkpoint;
 mod checksum;
 mod download;
+mod list;
 mod stream;
 
 #[cfg(test)]
@@ -83,6 +91,10 @@ mod probe;
 mod state;
 mod worker;
 
+pub use batch::{
+    Batch, BatchProgress, BatchSummary, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_HOST,
+    DEFAULT_PARALLEL,
+};
 pub use cancel::CancelHandle;
 pub use checkpoint::{CHECKPOINT_EVERY, SYNC_EVERY};
 pub use checksum::Checksum;
@@ -92,9 +104,10 @@ pub use download::{
 pub use error::Error;
 pub use event::{Event, NoticeKind, Status};
 pub use http::parse_url;
+pub use list::{Entry, MAX_LINE, MAX_LIST_BYTES, parse_list};
 pub use output::Allocation;
 pub use probe::{RangeSupport, Resource};
-pub use progress::{ProgressFn, RATE_SETTLES, RATE_WINDOW, Snapshot, TerminalBar};
+pub use progress::{BarGroup, ProgressFn, RATE_SETTLES, RATE_WINDOW, Snapshot, TerminalBar};
 pub use ratelimit::parse_rate;
 pub use session::{
     Cookie, DEFAULT_USER_AGENT, Engine, MAX_REDIRECTS, Page, Session, SessionBuilder,

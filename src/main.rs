@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::TypedValueParser as _;
 use indicatif::BinaryBytes;
 use rangeget::{CancelHandle, Download, Error, Session, TerminalBar};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -51,9 +52,31 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "rangeget", version, about, after_help = EXIT_CODES)]
 struct Args {
-    /// The URL to download (http or https; without a scheme, http).
-    #[arg(required_unless_present = "generate")]
-    url: Option<String>,
+    /// The URLs to download (http or https; without a scheme, http). With
+    /// more than one, or with -i, they are a list: up to -j at once.
+    #[arg(required_unless_present_any = ["generate", "input_file"])]
+    urls: Vec<String>,
+
+    /// Download the URLs listed in FILE (- for standard input): one per
+    /// line, `#` comments, indented key=value options after a URL (out=,
+    /// dir=, checksum=, header=, connections=), as aria2c's -i.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    input_file: Option<PathBuf>,
+
+    /// In a list, downloads at once.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = rangeget::DEFAULT_PARALLEL,
+          value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    parallel: usize,
+
+    /// In a list, connections to one host at once, all its downloads together.
+    #[arg(long, value_name = "N", default_value_t = rangeget::DEFAULT_MAX_PER_HOST,
+          value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
+    max_per_host: usize,
+
+    /// In a list, connections at once, all hosts together.
+    #[arg(long, value_name = "N", default_value_t = rangeget::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
+    max_connections: usize,
 
     /// Print a shell completion script (complete-bash, complete-zsh,
     /// complete-fish) or the man page (man) and exit.
@@ -222,23 +245,18 @@ fn generate(what: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(args: Args) -> Result<(), Error> {
-    if let Some(what) = &args.generate {
-        return generate(what);
-    }
-    let Some(url) = args.url.clone() else {
-        return Err(Error::InvalidOption("a URL to download is needed".into()));
-    };
-    let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
+/// The session every download of the run shares.
+fn session_for(args: &Args, max_connections: usize) -> Result<Session, Error> {
     let mut session = Session::builder()
         .connect_timeout(seconds("--connect-timeout", args.connect_timeout)?)
         .read_timeout(seconds("--read-timeout", args.read_timeout)?)
-        .max_connections(args.connections.into());
+        .max_connections(max_connections);
     if let Some(ua) = &args.user_agent {
         session = session.try_user_agent(ua)?;
     }
     let ca = args
         .cacert
+        .clone()
         .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
     if let Some(ca) = ca {
         session = session.ca_file(&ca)?;
@@ -253,17 +271,12 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(list) = &args.noproxy {
         session = session.no_proxy(list);
     }
-    let session = session.try_build()?;
-    if let Some(jar) = &args.cookie_jar {
-        session.load(jar)?;
-    }
-    if !args.cookies.is_empty() {
-        let target = rangeget::parse_url(&url)?;
-        for c in &args.cookies {
-            session.add_cookie(&target, c)?;
-        }
-    }
-    let mut download = Download::new(url.clone())
+    session.try_build()
+}
+
+/// A download of `url` with the options every download of the run shares.
+fn configure(args: &Args, url: &str, session: &Session) -> Result<Download, Error> {
+    let download = Download::new(url)
         .session(session.clone())
         .connections(args.connections.into())
         .content_disposition(args.content_disposition)
@@ -282,9 +295,97 @@ fn run(args: Args) -> Result<(), Error> {
             Some(seconds("--sync-interval", args.sync_interval)?)
         })
         .retries(args.retries);
-    if let Some(c) = &args.checksum {
-        download = download.checksum(rangeget::Checksum::parse(c)?);
+    Ok(match &args.checksum {
+        Some(c) => download.checksum(rangeget::Checksum::parse(c)?),
+        None => download,
+    })
+}
+
+/// Where `--json` goes: standard error or a file, one line per event.
+type JsonOut = std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>;
+
+fn json_out(args: &Args) -> Result<Option<JsonOut>, Error> {
+    let Some(target) = &args.json else {
+        return Ok(None);
+    };
+    let json_on_stderr = target.as_path() == std::path::Path::new("-");
+    // The end event will say it all, error included.
+    EVENTS_ON_STDERR.store(json_on_stderr, Ordering::SeqCst);
+    let out: Box<dyn Write + Send> = if json_on_stderr {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(
+            std::fs::File::create(target)
+                .map_err(|e| Error::InvalidOption(format!("--json {}: {e}", target.display())))?,
+        )
+    };
+    Ok(Some(std::sync::Arc::new(std::sync::Mutex::new(out))))
+}
+
+fn write_json(out: &JsonOut, line: &str) {
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The one-line summary of a saved file.
+fn saved_line(summary: &rangeget::Summary) -> String {
+    let resumed = if summary.fetched < summary.bytes {
+        format!(", {} fetched this run", BinaryBytes(summary.fetched))
+    } else {
+        String::new()
+    };
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {}, {}",
+        summary.path.display(),
+        BinaryBytes(summary.bytes),
+        summary.bytes,
+        summary.elapsed.as_secs_f64(),
+        BinaryBytes(summary.bytes_per_second() as u64),
+        plural(summary.connections, "connection"),
+        plural(summary.requests, "request"),
+    )
+}
+
+/// Saves the jar whatever happened (a login earlier in the run counts);
+/// an error only when the run itself went well.
+fn save_jar(args: &Args, session: &Session, ok: bool) -> Result<(), Error> {
+    if let Some(jar) = &args.cookie_jar
+        && let Err(e) = session.save(jar)
+    {
+        if ok {
+            return Err(e);
+        }
+        if !EVENTS_ON_STDERR.load(Ordering::SeqCst) {
+            eprintln!("rangeget: error: {e}");
+        }
     }
+    Ok(())
+}
+
+fn run(args: Args) -> Result<u8, Error> {
+    if let Some(what) = &args.generate {
+        return generate(what).map(|()| 0);
+    }
+    if args.input_file.is_some() || args.urls.len() > 1 {
+        return run_list(args);
+    }
+    let Some(url) = args.urls.first().cloned() else {
+        return Err(Error::InvalidOption("a URL to download is needed".into()));
+    };
+    let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
+    let session = session_for(&args, args.connections.into())?;
+    if let Some(jar) = &args.cookie_jar {
+        session.load(jar)?;
+    }
+    if !args.cookies.is_empty() {
+        let target = rangeget::parse_url(&url)?;
+        for c in &args.cookies {
+            session.add_cookie(&target, c)?;
+        }
+    }
+    let mut download = configure(&args, &url, &session)?;
     if to_stdout {
         download = download
             .output_stream(std::io::stdout())
@@ -292,28 +393,13 @@ fn run(args: Args) -> Result<(), Error> {
     } else if let Some(o) = args.output.clone() {
         download = download.output(o);
     }
-    if let Some(d) = args.dir {
+    if let Some(d) = args.dir.clone() {
         download = download.dir(d);
     }
-    let json_on_stderr = args.json.as_deref() == Some(std::path::Path::new("-"));
-    // The end event will say it all, error included.
-    EVENTS_ON_STDERR.store(json_on_stderr, Ordering::SeqCst);
-    if let Some(target) = &args.json {
-        let out: Box<dyn std::io::Write + Send> =
-            if json_on_stderr {
-                Box::new(std::io::stderr())
-            } else {
-                Box::new(std::fs::File::create(target).map_err(|e| {
-                    Error::InvalidOption(format!("--json {}: {e}", target.display()))
-                })?)
-            };
-        let out = std::sync::Mutex::new(out);
-        download = download.on_event(move |e| {
-            let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(out, "{}", e.to_json());
-            let _ = out.flush();
-        });
+    if let Some(out) = json_out(&args)? {
+        download = download.on_event(move |e| write_json(&out, &e.to_json()));
     }
+    let json_on_stderr = EVENTS_ON_STDERR.load(Ordering::SeqCst);
     if !args.quiet && !json_on_stderr {
         // The name the bar shows: the one asked for, else the URL's.
         let name = match &args.output {
@@ -329,44 +415,233 @@ fn run(args: Args) -> Result<(), Error> {
     let signals = watch_signals(download.cancel_handle())?;
     let result = download.run();
     signals.close();
-    // The jar is saved whatever happened: a login earlier in the run counts.
-    if let Some(jar) = &args.cookie_jar
-        && let Err(e) = session.save(jar)
-    {
-        if result.is_ok() {
-            return Err(e);
-        }
-        if !json_on_stderr {
-            eprintln!("rangeget: error: {e}");
-        }
-    }
+    save_jar(&args, &session, result.is_ok())?;
     let summary = result?;
     // (A file complete already was told of in a notice.)
     if !args.quiet && !json_on_stderr && !summary.already_complete {
-        let resumed = if summary.fetched < summary.bytes {
-            format!(", {} fetched this run", BinaryBytes(summary.fetched))
-        } else {
-            String::new()
-        };
-        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        eprintln!(
-            "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {}, {}",
-            summary.path.display(),
-            BinaryBytes(summary.bytes),
-            summary.bytes,
-            summary.elapsed.as_secs_f64(),
-            BinaryBytes(summary.bytes_per_second() as u64),
-            plural(summary.connections, "connection"),
-            plural(summary.requests, "request"),
-        );
+        eprintln!("{}", saved_line(&summary));
     }
-    Ok(())
+    Ok(0)
+}
+
+/// Reads `-i FILE` (or standard input), at most [`rangeget::MAX_LIST_BYTES`].
+fn read_list(path: &std::path::Path) -> Result<Vec<rangeget::Entry>, Error> {
+    use std::io::Read;
+    let stdin = path == std::path::Path::new("-");
+    let name = if stdin {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        action: "read the input file",
+        source,
+    };
+    let mut bytes = Vec::new();
+    let limit = rangeget::MAX_LIST_BYTES as u64 + 1;
+    if stdin {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .map_err(io)?;
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::InvalidOption(format!("{name}: not UTF-8 text")))?;
+    rangeget::parse_list(&text, &name)
+}
+
+/// Several URLs, or `-i`: the downloads as a list under one budget.
+fn run_list(args: Args) -> Result<u8, Error> {
+    if args.output.is_some() {
+        return Err(Error::InvalidOption(
+            "-o names one file: in a list, give out= in the input file".into(),
+        ));
+    }
+    if args.checksum.is_some() {
+        return Err(Error::InvalidOption(
+            "--checksum is for one file: in a list, give checksum= in the input file".into(),
+        ));
+    }
+    let mut entries: Vec<rangeget::Entry> = args
+        .urls
+        .iter()
+        .map(|u| rangeget::Entry {
+            urls: vec![u.clone()],
+            out: None,
+            dir: None,
+            checksum: None,
+            headers: Vec::new(),
+            connections: None,
+            line: 0,
+        })
+        .collect();
+    if let Some(path) = &args.input_file {
+        entries.extend(read_list(path)?);
+    }
+    if entries.is_empty() {
+        return Err(Error::InvalidOption("the list has no URL in it".into()));
+    }
+    let global = args.max_connections.max(args.parallel);
+    let session = session_for(&args, global.min(rangeget::MAX_CONNECTIONS))?;
+    if let Some(jar) = &args.cookie_jar {
+        session.load(jar)?;
+    }
+    let json = json_out(&args)?;
+    let json_on_stderr = EVENTS_ON_STDERR.load(Ordering::SeqCst);
+    let show = !args.quiet && !json_on_stderr;
+    let group = rangeget::BarGroup::new();
+    let mut batch = rangeget::Batch::new()
+        .parallel(args.parallel)
+        .max_per_host(args.max_per_host)
+        .max_connections(global)
+        .limit_rate(args.limit_rate)
+        .session(session.clone());
+    let mut names = Vec::new();
+    for e in &entries {
+        let url = &e.urls[0];
+        if !args.cookies.is_empty() {
+            let target = rangeget::parse_url(url)?;
+            for c in &args.cookies {
+                session.add_cookie(&target, c)?;
+            }
+        }
+        let own = if e.headers.is_empty() {
+            session.clone()
+        } else {
+            session.with_headers(&e.headers)?
+        };
+        // The list's rate limit is shared; a download's own is not wanted.
+        let mut d = configure(&args, url, &own)?
+            .limit_rate(None)
+            .keep_complete(true);
+        if let Some(n) = e.connections {
+            d = d.connections(n);
+        }
+        if let Some(c) = &e.checksum {
+            d = d.checksum(c.clone());
+        }
+        if let Some(o) = &e.out {
+            d = d.output(o.clone());
+        }
+        if let Some(dir) = e.dir.clone().or_else(|| args.dir.clone()) {
+            d = d.dir(dir);
+        }
+        let name = match &e.out {
+            Some(o) => o.display().to_string(),
+            None => rangeget::parse_url(url)
+                .map(|u| rangeget::unversioned::name_from_url(&u))
+                .unwrap_or_else(|_| url.clone()),
+        };
+        if e.urls.len() > 1 {
+            let msg = format!(
+                "{name}: {} mirrors given; this version downloads from the first only",
+                e.urls.len() - 1
+            );
+            if show {
+                group.println(&format!("rangeget: {msg}"));
+            }
+        }
+        if let Some(out) = json.clone() {
+            let i = names.len();
+            d = d.on_event(move |ev| {
+                // The event, with its place in the list.
+                let line = ev.to_json();
+                let line = match line.strip_prefix('{') {
+                    Some(rest) => format!("{{\"index\":{i},{rest}"),
+                    None => line,
+                };
+                write_json(&out, &line);
+            });
+        }
+        if show {
+            let g = group.clone();
+            let shown = name.clone();
+            d = d
+                .on_notice(move |msg| g.println(&format!("rangeget: {shown}: {msg}")))
+                .progress(group.bar(name.clone()).into_callback());
+        }
+        names.push(name);
+        batch = batch.download(d);
+    }
+    let count = entries.len();
+    let started = std::sync::Arc::new(std::sync::Mutex::new(vec![false; count]));
+    if show {
+        let mut overall = group.overall("");
+        batch = batch.progress(move |p| {
+            overall.set_name(format!("[{}/{}]", p.done + p.failed, p.count));
+            overall.update(&p.overall);
+        });
+    }
+    let (g, quiet) = (group.clone(), !show);
+    let marks = std::sync::Arc::clone(&started);
+    let urls: Vec<String> = entries.iter().map(|e| e.urls[0].clone()).collect();
+    batch = batch
+        .on_start(move |i| marks.lock().unwrap_or_else(|p| p.into_inner())[i] = true)
+        .on_finish(move |i, r| {
+            if quiet {
+                return;
+            }
+            match r {
+                // (A file complete already was told of in a notice.)
+                Ok(s) if s.already_complete => {}
+                Ok(s) => g.println(&saved_line(s)),
+                Err(Error::Cancelled) => {}
+                Err(e) => g.println(&format!("rangeget: error: {}: {e}", urls[i])),
+            }
+        });
+    let signals = watch_signals(batch.cancel_handle())?;
+    let report = batch.run();
+    signals.close();
+    let ok = report.done() == count;
+    save_jar(&args, &session, ok)?;
+    if show {
+        let started = started.lock().unwrap_or_else(|p| p.into_inner());
+        let partial = report
+            .results
+            .iter()
+            .zip(started.iter())
+            .filter(|(r, s)| matches!(r, Err(Error::Cancelled)) && **s)
+            .count();
+        let not_started = report.cancelled() - partial;
+        let mut line = format!(
+            "rangeget: {} of {count} done ({} fetched in {:.2} s)",
+            report.done(),
+            BinaryBytes(report.fetched()),
+            report.elapsed.as_secs_f64()
+        );
+        if partial > 0 {
+            line += &format!(", {partial} partial");
+        }
+        if not_started > 0 {
+            line += &format!(", {not_started} not started");
+        }
+        if report.failed() > 0 {
+            line += &format!(", {} failed", report.failed());
+        }
+        eprintln!("{line}");
+        for (i, r) in report.results.iter().enumerate() {
+            if let Err(e) = r
+                && !matches!(e, Error::Cancelled)
+            {
+                eprintln!("rangeget:   failed: {}: {e}", entries[i].urls[0]);
+            }
+        }
+    }
+    if report.cancelled() > 0 {
+        return Err(Error::Cancelled);
+    }
+    Ok(report.exit_code() as u8)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(Error::Cancelled) => {
             let sig = SIGNAL.load(Ordering::SeqCst);
             if !EVENTS_ON_STDERR.load(Ordering::SeqCst) {

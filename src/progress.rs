@@ -8,6 +8,7 @@
 //! to zero when nothing arrives, and the ETA comes from it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -98,6 +99,8 @@ pub(crate) struct Counters {
     total: AtomicU64,
     total_known: AtomicBool,
     active: AtomicUsize,
+    /// The most connections transferring at once.
+    peak: AtomicUsize,
     workers: AtomicUsize,
     requests: AtomicUsize,
 }
@@ -124,7 +127,13 @@ impl Counters {
 
     /// A connection starts transferring.
     pub fn connection_started(&self) {
-        self.active.fetch_add(1, Ordering::Relaxed);
+        let now = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The most connections that transferred at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// A connection stops transferring.
@@ -240,6 +249,60 @@ pub struct TerminalBar {
     hidden: bool,
     name: String,
     width: usize,
+    /// The group it is drawn in, if any, and whether it is the group's
+    /// overall line (always the last).
+    group: Option<(BarGroup, bool)>,
+}
+
+/// The bars of a list on stderr: a line per running download, and the
+/// list's overall line under them; lines printed through it go above the
+/// bars. Cheap to clone. Draws nothing when stderr is not a terminal (then
+/// [`BarGroup::println`] prints plainly).
+#[derive(Clone)]
+pub struct BarGroup {
+    multi: indicatif::MultiProgress,
+    overall_shown: Arc<AtomicBool>,
+}
+
+impl BarGroup {
+    /// A group on stderr.
+    pub fn new() -> BarGroup {
+        BarGroup {
+            multi: indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(
+                10,
+            )),
+            overall_shown: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A bar for one download, shown above the overall line.
+    pub fn bar(&self, name: impl Into<String>) -> TerminalBar {
+        TerminalBar {
+            group: Some((self.clone(), false)),
+            ..TerminalBar::named(name)
+        }
+    }
+
+    /// The overall line (fed with the list's figures).
+    pub fn overall(&self, name: impl Into<String>) -> TerminalBar {
+        TerminalBar {
+            group: Some((self.clone(), true)),
+            ..TerminalBar::named(name)
+        }
+    }
+
+    /// Prints `line` on stderr above the bars.
+    pub fn println(&self, line: &str) {
+        if self.multi.is_hidden() || self.multi.println(line).is_err() {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Default for BarGroup {
+    fn default() -> Self {
+        BarGroup::new()
+    }
 }
 
 impl TerminalBar {
@@ -250,6 +313,7 @@ impl TerminalBar {
             hidden: false,
             name: String::new(),
             width: terminal_width(),
+            group: None,
         }
     }
 
@@ -259,6 +323,11 @@ impl TerminalBar {
             name: name.into(),
             ..TerminalBar::new()
         }
+    }
+
+    /// Changes the name shown (from the next update).
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
     }
 
     /// A bar that draws nothing (for `-q`).
@@ -285,13 +354,29 @@ impl TerminalBar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.set_message(text.clone());
-            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+            let bar = match &self.group {
+                None => {
+                    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+                    bar
+                }
+                Some((g, true)) => {
+                    g.overall_shown.store(true, Ordering::Release);
+                    g.multi.add(bar)
+                }
+                Some((g, false)) if g.overall_shown.load(Ordering::Acquire) => {
+                    g.multi.insert_from_back(1, bar)
+                }
+                Some((g, false)) => g.multi.add(bar),
+            };
             self.bar = Some(bar);
         }
         let Some(bar) = &self.bar else { return };
         bar.set_message(text);
         if s.finished {
             bar.finish_and_clear();
+            if let Some((g, _)) = &self.group {
+                g.multi.remove(bar);
+            }
         }
     }
 

@@ -356,6 +356,29 @@ impl Session {
         SessionBuilder::default()
     }
 
+    /// A session that shares this one's connections, cookie jar and
+    /// settings, and sends `lines` (`Name: value`, as
+    /// [`SessionBuilder::header_line`]) as well: one download of a list
+    /// with headers of its own.
+    pub fn with_headers(&self, lines: &[String]) -> Result<Session, Error> {
+        let mut headers = (*self.headers).clone();
+        for line in lines {
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "header {:?} is not of the form 'Name: value'",
+                    http::clip(line)
+                ))
+            })?;
+            let (name, value) = (name.trim(), value.trim());
+            check_header(name, value, "header")?;
+            headers.push((name.to_string(), value.to_string()));
+        }
+        Ok(Session {
+            headers: Arc::new(headers),
+            ..self.clone()
+        })
+    }
+
     /// How long a connection may stay silent (or nearly so) before it counts
     /// as stalled.
     pub fn read_timeout(&self) -> Duration {

@@ -32,6 +32,7 @@ use crate::plan::Plan;
 use crate::progress::Counters;
 use crate::ratelimit::RateLimit;
 use crate::retry::{self, Failure, StallWatch, wait_before_retry};
+use crate::schedule::{Permit, Ticket};
 use crate::session::Session;
 use crate::transport::Body;
 
@@ -95,6 +96,9 @@ pub(crate) struct Job<'a> {
     /// Idle workers wait here (with the plan's lock) for a segment to be given
     /// back, a backoff to pass, or the plan to complete.
     pub idle: Condvar,
+    /// In a list: where workers after the first get a permit for each
+    /// request (the first has the download's own).
+    pub extra: Option<&'a Ticket>,
     /// Each worker's line: its current request's socket, which a worker that
     /// takes the request's bytes over shuts down.
     pub lines: Vec<Line>,
@@ -133,6 +137,10 @@ impl From<Failure> for Attempt {
         }
     }
 }
+
+/// In a list, how long a worker that closed a connection with its answer
+/// unread holds its permit before the next request.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// How often a worker with nothing to do looks for a stalled request to take
 /// over (see [`crate::plan::STALLED_AFTER`]).
@@ -219,6 +227,20 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
         if job.halted() {
             return job.leave(None, Ok(()));
         }
+        // In a list, each request of a worker after the first holds a permit
+        // of the list's budget, given back after it (or while idle).
+        let mut permit: Option<Permit> = None;
+        if let Some(ticket) = job.extra.filter(|_| worker > 0) {
+            permit = ticket.extra(IDLE_LOOK);
+            if permit.is_none() {
+                let plan = job.plan();
+                if plan.is_complete() {
+                    job.active.fetch_sub(1, Ordering::AcqRel);
+                    return Ok(());
+                }
+                continue;
+            }
+        }
         let next = {
             let mut plan = job.plan();
             let now = job.now();
@@ -232,6 +254,7 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
                 // request may stall, fail or finish its backoff. Look again
                 // then, or in a while.
                 None => {
+                    drop(permit.take());
                     let wait = plan.next_ready(now).map_or(IDLE_LOOK, |t| {
                         Duration::from_secs_f64((t - now).max(0.001)).min(IDLE_LOOK)
                     });
@@ -272,17 +295,31 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
             };
             return job.leave(Some(seg), Err(Stop::Failed(e)));
         }
-        match attempt(job, seg, line) {
-            Ok(()) => {
+        let result = attempt(job, seg, line);
+        // In a list, a connection closed with its answer unread is still
+        // open at the server until it sees the close: the permit is held
+        // a moment longer (after the segment is given back), so that the
+        // host's ceiling holds where the server counts too.
+        let closed = job.extra.is_some() && !matches!(result, Ok(true));
+        let grace = || {
+            if closed {
+                job.source.cancel.sleep(CLOSE_GRACE);
+            }
+        };
+        match result {
+            Ok(_) => {
                 job.plan().release(seg);
                 job.idle.notify_all();
+                grace();
             }
             Err(Attempt::Stop(s)) => {
                 job.halt();
                 return job.leave(Some(seg), Err(s));
             }
             Err(Attempt::Retry(f)) => {
-                if let Some(result) = failed(job, seg, f) {
+                let ended = failed(job, seg, f);
+                grace();
+                if let Some(result) = ended {
                     return result;
                 }
             }
@@ -344,14 +381,15 @@ fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
     retire.then_some(Ok(()))
 }
 
-/// One request for what is left of segment `seg`.
-fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<(), Attempt> {
+/// One request for what is left of segment `seg`: whether its connection
+/// was kept (the whole answer read), or closed with bytes unread.
+fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<bool, Attempt> {
     // From here on a takeover of `seg` reaches this request: begun before
     // the position is read, so that none can slip in between.
     line.begin(seg);
     let (pos, end) = job.plan().position(seg);
     let result = if pos >= end || job.halted() {
-        Ok(())
+        Ok(true)
     } else {
         fetch_range(job, seg, pos, end, line)
     };
@@ -360,7 +398,13 @@ fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<(), Attempt> {
 }
 
 /// Sends the ranged `GET` for `[pos, end)` and streams its body.
-fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Result<(), Attempt> {
+fn fetch_range(
+    job: &Job<'_>,
+    seg: usize,
+    pos: u64,
+    end: u64,
+    line: &Line,
+) -> Result<bool, Attempt> {
     let src = &job.source;
     let mut headers = vec![("Range", format!("bytes={}-{}", pos, end - 1))];
     if let Some(v) = job.expect.if_range() {
@@ -406,7 +450,7 @@ fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Re
         }
     };
     job.counters.connection_started();
-    let result = stream_range(job, seg, pos, &mut *fetched.body, &fetched.url);
+    let result = stream_range(job, seg, (pos, end), &mut *fetched.body, &fetched.url);
     job.counters.connection_ended();
     result
 }
@@ -416,18 +460,17 @@ fn fetch_range(job: &Job<'_>, seg: usize, pos: u64, end: u64, line: &Line) -> Re
 fn stream_range(
     job: &Job<'_>,
     seg: usize,
-    mut pos: u64,
+    (mut pos, asked_end): (u64, u64),
     body: &mut dyn Body,
     url: &Url,
-) -> Result<(), Attempt> {
+) -> Result<bool, Attempt> {
     let started = Instant::now();
     let mut received = 0u64;
-    let asked_end = job.plan().position(seg).1;
     let window = job.source.session.read_timeout();
     let mut watch = StallWatch::new(window);
     loop {
         if job.halted() {
-            return Ok(());
+            return Ok(false);
         }
         // A stream takes only what fits in its reorder window.
         let room = job.sink.room(pos);
@@ -440,7 +483,7 @@ fn stream_range(
                 // Bytes before these wait for a worker (a request waiting
                 // out its backoff): this one goes to fetch them first.
                 if plan.waiting_before(pos, job.now()) {
-                    return Ok(());
+                    return Ok(false);
                 }
                 // Waiting on the reader, not silent: not to be taken over.
                 plan.heard(seg, job.now());
@@ -452,7 +495,7 @@ fn stream_range(
         let want = job.buffer.min(usize::try_from(room).unwrap_or(usize::MAX));
         let allowed = job.source.allowance(want);
         if allowed == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let received_now = body.receive(allowed, job.sink.as_file().is_some());
         job.source
@@ -466,7 +509,7 @@ fn stream_range(
                         Some(end - pos),
                     ))));
                 }
-                return Ok(());
+                return Ok(true);
             }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -507,8 +550,10 @@ fn stream_range(
                 // Every byte asked for came: let the transport see the body's
                 // end, so that its connection can carry the next request.
                 let _ = body.receive(1, false);
+                return Ok(true);
             }
-            return Ok(());
+            // The rest of the answer is not wanted: its connection closes.
+            return Ok(false);
         }
     }
 }

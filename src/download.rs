@@ -25,7 +25,7 @@ use crate::session::{Fetched, Session};
 use crate::state::{self, State};
 use crate::stream::StreamSink;
 use crate::transport::buffer_size;
-use crate::worker::{self, Expect, Job, Source, Stop};
+use crate::worker::{self, Expect, Job, Mirror, Source, Stop};
 
 /// The most connections one download may use.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -126,6 +126,10 @@ pub struct Download {
     ticket: Option<Ticket>,
     /// In a list: the rate limit all its downloads share.
     shared_limit: Option<Arc<RateLimit>>,
+    /// Other URLs of the same file.
+    mirrors: Vec<String>,
+    /// The mirrors whose probe agreed with the first URL's, for this run.
+    agreed: Vec<Resource>,
 }
 
 /// What a finished download did.
@@ -200,6 +204,8 @@ impl Download {
             cancel: CancelHandle::new(),
             ticket: None,
             shared_limit: None,
+            mirrors: Vec::new(),
+            agreed: Vec::new(),
         }
     }
 
@@ -368,6 +374,102 @@ impl Download {
         }
     }
 
+    /// Other URLs of the same file (mirrors): each is probed, and one whose
+    /// length (or digest, or content coding) is not the first URL's, or
+    /// that serves no ranges, is dropped with a notice. Ranges are then
+    /// fetched from all of them at once, the workers dealt out over them in
+    /// turn; a faster one steals work from a slower one, and one that fails
+    /// ([`MIRROR_STRIKES`](crate::unversioned::MIRROR_STRIKES) requests in a
+    /// row, or an answer that cannot be used) is retired while the others
+    /// finish. The file is the first URL's: its name, its resume state.
+    pub fn mirrors<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.mirrors = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Probes the mirrors (at once, one thread each); those that agree with
+    /// `first`.
+    fn probe_mirrors(&self, session: &Session, first: &Resource) -> Vec<Resource> {
+        if self.mirrors.is_empty() || !first.can_split() {
+            if !self.mirrors.is_empty() {
+                self.notify(
+                    NoticeKind::Fallback,
+                    "the first URL serves no ranges: its mirrors are not used",
+                );
+            }
+            return Vec::new();
+        }
+        let found: Vec<(String, Result<Resource, Error>)> = thread::scope(|s| {
+            let handles: Vec<_> = self
+                .mirrors
+                .iter()
+                .map(|m| {
+                    let (retries, cancel) = (self.retries.min(1), &self.cancel);
+                    s.spawn(move || {
+                        let r = parse_url(m)
+                            .and_then(|u| probe::probe(session, &u, true, retries, cancel));
+                        (m.clone(), r.map(|p| p.resource))
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        self.pass_on(session);
+        let mut agreed = Vec::new();
+        for (given, r) in found {
+            let shown = crate::error::redact(&given);
+            let why = match r {
+                Err(e) => Some(format!("its probe failed: {e}")),
+                Ok(r) if r.length != first.length => Some(format!(
+                    "its length is {}, not {}",
+                    r.length.map_or("unknown".to_string(), |l| l.to_string()),
+                    first.length.unwrap_or(0)
+                )),
+                Ok(r) if !r.can_split() => Some("it serves no ranges".to_string()),
+                Ok(r) if r.content_encoding != first.content_encoding => {
+                    Some("its content coding differs".to_string())
+                }
+                Ok(r) if matches!((&r.digest, &first.digest), (Some(a), Some(b)) if a != b) => {
+                    Some("its digest differs".to_string())
+                }
+                Ok(r) => {
+                    agreed.push(r);
+                    None
+                }
+            };
+            if let Some(why) = why {
+                self.notify(
+                    NoticeKind::Fallback,
+                    &format!("mirror {shown} dropped: {why}"),
+                );
+            }
+        }
+        agreed
+    }
+
+    /// The servers the workers fetch from: `first`, then the mirrors that agreed.
+    fn servers(&self, first: &Resource, total: u64) -> Vec<Mirror> {
+        std::iter::once(first)
+            .chain(self.agreed.iter())
+            .map(|r| {
+                Mirror::new(
+                    r.final_url.clone(),
+                    r.url.origin(),
+                    Expect {
+                        total,
+                        etag: r.etag.clone(),
+                        last_modified: r.last_modified.clone(),
+                        content_encoding: r.content_encoding.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// The URL as given.
     pub(crate) fn url(&self) -> &str {
         &self.url
@@ -500,6 +602,7 @@ impl Download {
             self.pass_on(&session);
             let probed = probed?;
             let resource = probed.resource;
+            self.agreed = self.probe_mirrors(&session, &resource);
             let path = self.choose_path(&url, &resource);
             if self.keep_complete
                 && !self.force
@@ -583,6 +686,7 @@ impl Download {
                     }
                     let path = file.finish(bytes, self.force)?;
                     state::remove(&state_file);
+                    output::remove_stale_temps(&state_file);
                     return Ok(Summary {
                         path,
                         bytes,
@@ -680,7 +784,7 @@ impl Download {
     /// The download to a stream: probe, then the ranges in order through a
     /// [`StreamSink`] (or one stream), a writer thread delivering them.
     fn run_stream(
-        &self,
+        &mut self,
         session: &Session,
         url: &Url,
         mut out: Box<dyn Write + Send>,
@@ -692,6 +796,7 @@ impl Download {
         self.pass_on(session);
         let probed = probed?;
         let resource = probed.resource;
+        self.agreed = self.probe_mirrors(session, &resource);
         counters.set_total(resource.length);
         counters.start_from(0);
         let sink = StreamSink::new(self.window);
@@ -819,12 +924,7 @@ impl Download {
             sink,
             plan: Mutex::new(plan),
             counters,
-            expect: Expect {
-                total,
-                etag: resource.etag.clone(),
-                last_modified: resource.last_modified.clone(),
-                content_encoding: resource.content_encoding.clone(),
-            },
+            mirrors: self.servers(resource, total),
             stop: AtomicBool::new(false),
             buffer: buffer_size(self.connections),
             active: AtomicUsize::new(workers),
@@ -1060,12 +1160,7 @@ impl Download {
             sink: file,
             plan: Mutex::new(plan),
             counters,
-            expect: Expect {
-                total,
-                etag: resource.etag.clone(),
-                last_modified: resource.last_modified.clone(),
-                content_encoding: resource.content_encoding.clone(),
-            },
+            mirrors: self.servers(resource, total),
             stop: AtomicBool::new(false),
             buffer: buffer_size(self.connections),
             active: AtomicUsize::new(workers),

@@ -129,4 +129,5 @@ pub mod unversioned {
     };
     pub use crate::state::{MAX_RANGES, MAX_STATE_BYTES, State, state_path};
     pub use crate::transport::{BUFFER_BUDGET, buffer_size};
+    pub use crate::worker::{CLOSE_GRACE, IDLE_LOOK, MIRROR_STRIKES};
 }

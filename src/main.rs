@@ -63,6 +63,12 @@ struct Args {
     #[arg(short = 'i', long, value_name = "FILE")]
     input_file: Option<PathBuf>,
 
+    /// Another URL of the same file (repeatable): ranges are fetched from
+    /// every mirror at once; one whose length differs is dropped, one that
+    /// fails is retired. In -i FILE: TAB-separated URLs on one line.
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+
     /// In a list, downloads at once.
     #[arg(short = 'j', long, value_name = "N", default_value_t = rangeget::DEFAULT_PARALLEL,
           value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
@@ -385,7 +391,7 @@ fn run(args: Args) -> Result<u8, Error> {
             session.add_cookie(&target, c)?;
         }
     }
-    let mut download = configure(&args, &url, &session)?;
+    let mut download = configure(&args, &url, &session)?.mirrors(args.mirrors.iter().cloned());
     if to_stdout {
         download = download
             .output_stream(std::io::stdout())
@@ -467,6 +473,12 @@ fn run_list(args: Args) -> Result<u8, Error> {
             "--checksum is for one file: in a list, give checksum= in the input file".into(),
         ));
     }
+    if !args.mirrors.is_empty() {
+        return Err(Error::InvalidOption(
+            "--mirror is for one file: in a list, put mirrors on the URL's line, TAB-separated"
+                .into(),
+        ));
+    }
     let mut entries: Vec<rangeget::Entry> = args
         .urls
         .iter()
@@ -537,15 +549,7 @@ fn run_list(args: Args) -> Result<u8, Error> {
                 .map(|u| rangeget::unversioned::name_from_url(&u))
                 .unwrap_or_else(|_| url.clone()),
         };
-        if e.urls.len() > 1 {
-            let msg = format!(
-                "{name}: {} mirrors given; this version downloads from the first only",
-                e.urls.len() - 1
-            );
-            if show {
-                group.println(&format!("rangeget: {msg}"));
-            }
-        }
+        d = d.mirrors(e.urls[1..].iter().cloned());
         if let Some(out) = json.clone() {
             let i = names.len();
             d = d.on_event(move |ev| {

@@ -455,6 +455,32 @@ pub(crate) fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> io::Resu
     Ok(())
 }
 
+/// Removes what [`replace_file`] may have left for `path` when the process
+/// was killed between creating its temporary file and the rename: files
+/// named `.NAME.XXXXXX.tmp` (six letters or digits) beside it. Called when
+/// the download is done, so no write of ours is under way; a symlink with
+/// such a name is removed itself, never followed.
+pub(crate) fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for e in entries.flatten().take(100_000) {
+        let file = e.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let stale = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|mid| mid.len() == 6 && mid.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if stale && e.file_type().is_ok_and(|t| t.is_file() || t.is_symlink()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The directory `path` is in: its parent, or `.` for a bare file name.
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {

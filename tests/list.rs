@@ -287,3 +287,59 @@ fn a_bad_input_file_names_its_line_and_fetches_nothing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("out="), "{}", stderr(&o));
 }
+
+#[test]
+fn ctrl_c_in_a_list_then_the_same_command_finishes_it() {
+    let server = FixtureServer::start().unwrap();
+    let opts = FileOptions {
+        rate_limit: Some(2 << 20),
+        ..FileOptions::default()
+    };
+    let bodies: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            let b = pseudo_random_bytes(512 << 10, 900 + i);
+            server.file(&format!("/f{i}.bin"), b.clone(), opts.clone());
+            b
+        })
+        .collect();
+    let total: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let list: String = (0..20)
+        .map(|i| server.url(&format!("/f{i}.bin")) + "\n")
+        .collect();
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rangeget"))
+        .args(["-i", "list.txt", "-j", "3"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.body_bytes_sent() < total * 2 / 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("partial"), "{err}");
+    assert!(err.contains("not started"), "{err}");
+    assert!(
+        err.contains("interrupted; run the same command again"),
+        "{err}"
+    );
+    let o = rangeget(&["-q", "-i", "list.txt"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_files(dir.path(), &bodies);
+    let served = server.body_bytes_sent();
+    assert!(
+        served as f64 <= total as f64 * 1.05,
+        "served {served} bytes for a list of {total}"
+    );
+    // Only the files and the list are left.
+    assert_eq!(dir_entries(dir.path()).len(), bodies.len() + 1);
+}

@@ -302,3 +302,35 @@ transport_test! {
         );
     }
 }
+
+/// A run killed while it replaced its state file leaves the temporary file
+/// (`.NAME.rangeget.XXXXXX.tmp`); the run that completes the file removes
+/// such leftovers, and nothing else.
+#[test]
+fn leftovers_of_a_killed_state_write_are_removed_at_the_end() {
+    let server = FixtureServer::start().unwrap();
+    let body = pseudo_random_bytes(1 << 20, 77);
+    server.file("/f.bin", body.clone(), FileOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let keep = [
+        ".f.bin.rangeget.toolong7.tmp",
+        ".f.bin.rangeget.ab_12.tmp",
+        "notes.txt",
+    ];
+    for name in [".f.bin.rangeget.Ab12cd.tmp", ".f.bin.rangeget.zzzzzz.tmp"]
+        .iter()
+        .chain(keep.iter())
+    {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    let s = rangeget::Download::new(server.url("/f.bin"))
+        .dir(dir.path())
+        .connections(2)
+        .run()
+        .unwrap();
+    assert_eq!(sha256_file(&s.path), sha256(&body));
+    let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    want.push("f.bin".into());
+    want.sort();
+    assert_eq!(dir_entries(dir.path()), want);
+}

@@ -16,7 +16,7 @@
 mod check;
 mod single;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,8 +80,9 @@ pub(crate) struct Job<'a> {
     pub sink: &'a dyn Sink,
     pub plan: Mutex<Plan>,
     pub counters: &'a Counters,
-    /// What every answer must agree with.
-    pub expect: Expect,
+    /// The servers that have the file: the probe's first, then its mirrors;
+    /// each answer must agree with what that server's probe found.
+    pub mirrors: Vec<Mirror>,
     /// Set when a worker fails or falls back: the others stop at their next chunk.
     pub stop: AtomicBool,
     /// The most bytes one read takes.
@@ -103,6 +104,37 @@ pub(crate) struct Job<'a> {
     /// takes the request's bytes over shuts down.
     pub lines: Vec<Line>,
 }
+
+/// A server that has the file: the one probed first, or a mirror of it.
+pub(crate) struct Mirror {
+    /// Where its bytes are asked for (its probe's final URL).
+    pub url: Url,
+    /// The origin of its URL as given: only it gets the user's credentials.
+    pub origin: Origin,
+    /// What its answers must agree with.
+    pub expect: Expect,
+    /// Taken out of the download: it failed while others could go on.
+    retired: AtomicBool,
+    /// Its failed requests in a row.
+    strikes: AtomicU32,
+}
+
+impl Mirror {
+    pub(crate) fn new(url: Url, origin: Origin, expect: Expect) -> Mirror {
+        Mirror {
+            url,
+            origin,
+            expect,
+            retired: AtomicBool::new(false),
+            strikes: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Failed requests in a row after which a mirror is retired, while another
+/// one can go on: fewer than the retries of one range, so that a dead
+/// mirror is dropped before any range's budget is spent on it.
+pub const MIRROR_STRIKES: u32 = 3;
 
 /// Why a worker stopped early.
 #[derive(Debug)]
@@ -171,6 +203,42 @@ impl Job<'_> {
     /// segments.
     fn stale_limit(&self) -> u32 {
         (self.source.retries + 1).saturating_mul(self.lines.len().max(1) as u32)
+    }
+
+    /// The mirror worker `worker` asks next: its own (the workers are dealt
+    /// out over the mirrors in turn) or, if that one is retired, the next
+    /// one still in. `None` when every mirror is retired.
+    fn mirror_for(&self, worker: usize) -> Option<usize> {
+        let n = self.mirrors.len();
+        (0..n)
+            .map(|i| (worker + i) % n)
+            .find(|&m| !self.mirrors[m].retired.load(Ordering::Acquire))
+    }
+
+    fn live_mirrors(&self) -> usize {
+        self.mirrors
+            .iter()
+            .filter(|m| !m.retired.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// Retires mirror `m` if another one is still in; whether it did.
+    fn retire_mirror(&self, m: usize, why: &str) -> bool {
+        if self.mirrors.len() < 2 || self.live_mirrors() < 2 {
+            return false;
+        }
+        if self.mirrors[m].retired.swap(true, Ordering::AcqRel) {
+            return true; // another worker did, just now
+        }
+        (self.source.tell)(
+            NoticeKind::Retry,
+            &format!(
+                "mirror {} retired ({why}); {} left",
+                crate::error::redact(self.mirrors[m].url.as_str()),
+                self.live_mirrors()
+            ),
+        );
+        true
     }
 
     /// Holds every request of this download back for `wait`.
@@ -295,7 +363,46 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
             };
             return job.leave(Some(seg), Err(Stop::Failed(e)));
         }
-        let result = attempt(job, seg, line);
+        let Some(m) = job.mirror_for(worker) else {
+            job.halt();
+            let e = Error::Network {
+                url: job.source.url.to_string(),
+                reason: "every mirror was retired".into(),
+                transient: false,
+            };
+            return job.leave(Some(seg), Err(Stop::Failed(e)));
+        };
+        let result = attempt(job, seg, line, m);
+        let mirror = &job.mirrors[m];
+        match &result {
+            Ok(_) => mirror.strikes.store(0, Ordering::Release),
+            // Another server may serve these bytes: this one is retired, the
+            // bytes go back to the plan uncounted (at most MIRROR_STRIKES
+            // failures per mirror, each mirror retired once).
+            Err(Attempt::Stop(s)) if job.mirrors.len() > 1 => {
+                let why = match s {
+                    Stop::Failed(e) => e.to_string(),
+                    Stop::Fallback(why) => why.clone(),
+                    Stop::Changed { why, .. } => why.clone(),
+                };
+                if job.retire_mirror(m, &why) {
+                    job.plan().release(seg);
+                    job.idle.notify_all();
+                    continue;
+                }
+            }
+            Err(Attempt::Retry(f)) if job.mirrors.len() > 1 => {
+                let strikes = mirror.strikes.fetch_add(1, Ordering::AcqRel) + 1;
+                if strikes >= MIRROR_STRIKES
+                    && job.retire_mirror(m, &format!("{strikes} failures in a row: {}", f.error))
+                {
+                    job.plan().release(seg);
+                    job.idle.notify_all();
+                    continue;
+                }
+            }
+            _ => {}
+        }
         // In a list, a connection closed with its answer unread is still
         // open at the server until it sees the close: the permit is held
         // a moment longer (after the segment is given back), so that the
@@ -383,7 +490,7 @@ fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
 
 /// One request for what is left of segment `seg`: whether its connection
 /// was kept (the whole answer read), or closed with bytes unread.
-fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<bool, Attempt> {
+fn attempt(job: &Job<'_>, seg: usize, line: &Line, mirror: usize) -> Result<bool, Attempt> {
     // From here on a takeover of `seg` reaches this request: begun before
     // the position is read, so that none can slip in between.
     line.begin(seg);
@@ -391,7 +498,7 @@ fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<bool, Attempt> {
     let result = if pos >= end || job.halted() {
         Ok(true)
     } else {
-        fetch_range(job, seg, pos, end, line)
+        fetch_range(job, seg, (pos, end), line, &job.mirrors[mirror])
     };
     line.end();
     result
@@ -401,37 +508,38 @@ fn attempt(job: &Job<'_>, seg: usize, line: &Line) -> Result<bool, Attempt> {
 fn fetch_range(
     job: &Job<'_>,
     seg: usize,
-    pos: u64,
-    end: u64,
+    (pos, end): (u64, u64),
     line: &Line,
+    mirror: &Mirror,
 ) -> Result<bool, Attempt> {
     let src = &job.source;
     let mut headers = vec![("Range", format!("bytes={}-{}", pos, end - 1))];
-    if let Some(v) = job.expect.if_range() {
+    if let Some(v) = mirror.expect.if_range() {
         headers.push(("If-Range", v));
     }
     let mut asked_again = false;
     let mut fetched = loop {
         let sent = Instant::now();
         job.counters.request_sent();
-        let fetched = match src
-            .session
-            .fetch("GET", src.url, &headers, None, src.origin, line)
-        {
-            Ok(f) => f,
-            // Garbage where an answer should begin, on a kept-alive
-            // connection: the same (ours ask again by themselves; ureq's
-            // are asked again here).
-            Err(Error::Protocol { .. }) if line.reused() && !asked_again => {
-                asked_again = true;
-                line.want_fresh();
-                continue;
-            }
-            Err(e) => return Err(Attempt::from(Failure::judge(e))),
-        };
+        let fetched =
+            match src
+                .session
+                .fetch("GET", &mirror.url, &headers, None, &mirror.origin, line)
+            {
+                Ok(f) => f,
+                // Garbage where an answer should begin, on a kept-alive
+                // connection: the same (ours ask again by themselves; ureq's
+                // are asked again here).
+                Err(Error::Protocol { .. }) if line.reused() && !asked_again => {
+                    asked_again = true;
+                    line.want_fresh();
+                    continue;
+                }
+                Err(e) => return Err(Attempt::from(Failure::judge(e))),
+            };
         job.plan().set_latency(sent.elapsed().as_secs_f64());
         let head = &fetched.head;
-        match job
+        match mirror
             .expect
             .ranged(head.status, &head.headers, &fetched.url, pos, end)
         {

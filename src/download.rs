@@ -12,6 +12,7 @@ use url::Url;
 use crate::cancel::CancelHandle;
 use crate::checkpoint::{CHECKPOINT_EVERY, Checkpoint, SYNC_EVERY};
 use crate::checksum::{Checksum, PrefixHasher};
+use crate::controller::Controller;
 use crate::error::Error;
 use crate::event::{Event, NoticeKind, Status};
 use crate::http::parse_url;
@@ -31,7 +32,7 @@ use crate::worker::{self, Expect, Job, Mirror, Source, Stop};
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// The default number of connections.
-pub const DEFAULT_CONNECTIONS: usize = 8;
+pub const DEFAULT_CONNECTIONS: usize = 16;
 
 /// The default number of retries of the same bytes (or of the single
 /// stream) without progress before the download fails.
@@ -102,6 +103,8 @@ fn disk_full_hint(e: Error, remaining: u64) -> Error {
 pub struct Download {
     url: String,
     connections: usize,
+    /// Whether `connections` is a ceiling for the controller (else exact).
+    adaptive: bool,
     output: Option<PathBuf>,
     dir: Option<PathBuf>,
     content_disposition: bool,
@@ -182,6 +185,7 @@ impl Download {
         Download {
             url: url.into(),
             connections: DEFAULT_CONNECTIONS,
+            adaptive: true,
             output: None,
             dir: None,
             content_disposition: false,
@@ -209,9 +213,23 @@ impl Download {
         }
     }
 
-    /// How many connections to use at most (1 to [`MAX_CONNECTIONS`]).
+    /// Exactly this many connections (1 to [`MAX_CONNECTIONS`]), started at
+    /// once, as aria2c's and axel's `-n`; files under 1 MiB per connection
+    /// use fewer. See [`Download::max_connections`] for the default.
     pub fn connections(mut self, n: usize) -> Self {
         self.connections = n;
+        self.adaptive = false;
+        self
+    }
+
+    /// At most this many connections (1 to [`MAX_CONNECTIONS`]; default
+    /// [`DEFAULT_CONNECTIONS`]), as many as pay: the connection-count
+    /// controller starts with a few, doubles while the rate rises, sheds
+    /// those that bring nothing and backs off when the server pushes back
+    /// (see the crate docs).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.connections = n;
+        self.adaptive = true;
         self
     }
 
@@ -367,7 +385,7 @@ impl Download {
     /// The connections a download used: its workers; in a list, where
     /// its workers wait for permits, the most that transferred at once.
     fn connections_used(&self, counters: &Counters) -> usize {
-        if self.ticket.is_some() {
+        if self.ticket.is_some() || self.adaptive {
             counters.peak().max(1)
         } else {
             counters.workers()
@@ -932,6 +950,9 @@ impl Download {
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
             extra: self.ticket.as_ref(),
+            allowed: AtomicUsize::new(usize::MAX),
+            pushbacks: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
             lines: (0..workers)
                 .map(|_| {
                     let line = self.cancel.line();
@@ -1154,6 +1175,7 @@ impl Download {
             .count()
             .clamp(1, self.connections);
         counters.set_workers(workers);
+        let adaptive = self.adaptive && workers > 1;
         start(workers, resume.map_or(0, State::usable_bytes));
         let job = Job {
             source: source(),
@@ -1168,6 +1190,13 @@ impl Download {
             began: Instant::now(),
             idle: std::sync::Condvar::new(),
             extra: self.ticket.as_ref(),
+            allowed: AtomicUsize::new(if adaptive {
+                crate::controller::START.min(workers)
+            } else {
+                usize::MAX
+            }),
+            pushbacks: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
             lines: (0..workers)
                 .map(|_| {
                     let line = self.cancel.line();
@@ -1194,6 +1223,31 @@ impl Download {
         let workers_done = AtomicBool::new(false);
         let mut hasher = hash.then(PrefixHasher::new);
         let outcomes: Vec<Result<(), Stop>> = thread::scope(|s| {
+            // The connection-count controller: every 10 ms it is told the
+            // bytes so far, and its target is the workers allowed.
+            if adaptive {
+                let (job, workers_done) = (&job, &workers_done);
+                s.spawn(move || {
+                    let began = Instant::now();
+                    let mut c = Controller::new(workers, 0.0);
+                    let mut pushbacks = 0;
+                    while !workers_done.load(Ordering::Acquire) {
+                        thread::park_timeout(Duration::from_millis(10));
+                        let now = began.elapsed().as_secs_f64();
+                        let pb = job.pushbacks.load(Ordering::Acquire);
+                        if pb != pushbacks {
+                            pushbacks = pb;
+                            c.pushed_back(now, job.active.load(Ordering::Acquire));
+                        }
+                        let before = job.allowed.load(Ordering::Acquire);
+                        let t = c.observe(now, counters.downloaded());
+                        if t != before {
+                            job.allowed.store(t, Ordering::Release);
+                            job.idle.notify_all();
+                        }
+                    }
+                });
+            }
             let saver = s.spawn(|| {
                 while !workers_done.load(Ordering::Acquire) {
                     thread::park_timeout(CHECKPOINT_EVERY);

@@ -43,6 +43,11 @@
 //!    file `NAME.rangeget` (`state`), recorded as the download goes.
 //! 5. `download`: the finish: checksums, the rename to `NAME`.
 //!
+//! How many workers fetch at once is the `controller`'s to say (pure code:
+//! start with 8, double while the aggregate rate rises by at least a
+//! quarter of perfect scaling, shed those that bring nothing, back off on
+//! `429`/`503`), unless [`Download::connections`] asks for an exact count.
+//!
 //! Many downloads run as a [`Batch`] (`batch`, the command's list and
 //! `-i FILE`, whose format `list` reads): up to `parallel` at once, one
 //! session, and the connection budgets of `schedule` (a global ceiling and
@@ -79,6 +84,7 @@ pub mod urlparse;
 mod batch;
 mod checkpoint;
 mod checksum;
+mod controller;
 mod download;
 mod list;
 mod stream;
@@ -117,6 +123,7 @@ pub use session::{
 /// of, for tests, tools and the curious. They may change in any release, as
 /// ureq's `unversioned` does.
 pub mod unversioned {
+    pub use crate::controller::{GAIN, RECHECK, SETTLE, SHED_LOSS, START, WINDOW};
     pub use crate::output::{
         DEFAULT_NAME, MAX_NAME, name_from_content_disposition, name_from_url, part_path, sanitize,
     };

@@ -103,10 +103,16 @@ struct Args {
     #[arg(short = 'd', long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
-    /// Connections to use at most, 1 to 64.
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 8,
+    /// Connections to use at most, 1 to 64: as many as pay, found as the
+    /// download goes (it starts with 4, doubles while the rate rises, sheds
+    /// those that bring nothing); with --fixed, exactly N from the start.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     connections: u16,
+
+    /// Use exactly -n connections from the start, as aria2c and axel do.
+    #[arg(long)]
+    fixed: bool,
 
     /// Use the file name the server proposes (Content-Disposition), sanitised.
     #[arg(short = 'J', long)]
@@ -282,9 +288,13 @@ fn session_for(args: &Args, max_connections: usize) -> Result<Session, Error> {
 
 /// A download of `url` with the options every download of the run shares.
 fn configure(args: &Args, url: &str, session: &Session) -> Result<Download, Error> {
-    let download = Download::new(url)
-        .session(session.clone())
-        .connections(args.connections.into())
+    let download = Download::new(url).session(session.clone());
+    let download = if args.fixed {
+        download.connections(args.connections.into())
+    } else {
+        download.max_connections(args.connections.into())
+    };
+    let download = download
         .content_disposition(args.content_disposition)
         .force(args.force)
         .keep_complete(args.continue_)
@@ -532,7 +542,11 @@ fn run_list(args: Args) -> Result<u8, Error> {
             .limit_rate(None)
             .keep_complete(true);
         if let Some(n) = e.connections {
-            d = d.connections(n);
+            d = if args.fixed {
+                d.connections(n)
+            } else {
+                d.max_connections(n)
+            };
         }
         if let Some(c) = &e.checksum {
             d = d.checksum(c.clone());

@@ -272,6 +272,14 @@ impl Plan {
         self.segments[i].heard = now;
     }
 
+    /// Whether a request in flight has gone silent at `now` (see
+    /// [`STALLED_AFTER`]): another worker may take it over.
+    pub fn any_stalled(&self, now: f64) -> bool {
+        self.segments
+            .iter()
+            .any(|s| s.owner.is_some() && !s.is_finished() && self.stalled(s, now))
+    }
+
     fn stalled(&self, s: &Segment, now: f64) -> bool {
         now - s.heard >= STALLED_AFTER.max(STALL_LATENCIES * self.latency)
     }

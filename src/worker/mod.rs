@@ -100,6 +100,13 @@ pub(crate) struct Job<'a> {
     /// In a list: where workers after the first get a permit for each
     /// request (the first has the download's own).
     pub extra: Option<&'a Ticket>,
+    /// Workers allowed to take work (the connection-count controller's
+    /// target; all of them without one): those numbered from it on wait.
+    pub allowed: AtomicUsize,
+    /// Times the server pushed back (`429`, `503`): the controller listens.
+    pub pushbacks: AtomicUsize,
+    /// Requests under way, against `allowed`.
+    pub busy: AtomicUsize,
     /// Each worker's line: its current request's socket, which a worker that
     /// takes the request's bytes over shuts down.
     pub lines: Vec<Line>,
@@ -135,6 +142,16 @@ impl Mirror {
 /// one can go on: fewer than the retries of one range, so that a dead
 /// mirror is dropped before any range's budget is spent on it.
 pub const MIRROR_STRIKES: u32 = 3;
+
+/// One of the requests at once the controller allows.
+struct Busy<'j>(&'j Job<'j>);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.idle.notify_all();
+    }
+}
 
 /// Why a worker stopped early.
 #[derive(Debug)]
@@ -203,6 +220,17 @@ impl Job<'_> {
     /// segments.
     fn stale_limit(&self) -> u32 {
         (self.source.retries + 1).saturating_mul(self.lines.len().max(1) as u32)
+    }
+
+    /// A place among the `allowed` requests at once, if one is free; given
+    /// back when dropped.
+    fn busy_slot(&self) -> Option<Busy<'_>> {
+        self.busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b < self.allowed.load(Ordering::Acquire).max(1)).then_some(b + 1)
+            })
+            .ok()
+            .map(|_| Busy(self))
     }
 
     /// The mirror worker `worker` asks next: its own (the workers are dealt
@@ -295,6 +323,23 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
         if job.halted() {
             return job.leave(None, Ok(()));
         }
+        // At most the controller's target of requests at once, whichever
+        // workers send them: a worker finds a place or waits.
+        // A request gone silent is taken over whatever the target: it
+        // holds a place and moves nothing.
+        let busy = job.busy_slot();
+        if busy.is_none() {
+            let plan = job.plan();
+            if plan.is_complete() {
+                job.active.fetch_sub(1, Ordering::AcqRel);
+                return Ok(());
+            }
+            if !plan.any_stalled(job.now()) {
+                let _ = job.idle.wait_timeout(plan, IDLE_LOOK);
+                continue;
+            }
+        }
+        let mut busy = busy;
         // In a list, each request of a worker after the first holds a permit
         // of the list's budget, given back after it (or while idle).
         let mut permit: Option<Permit> = None;
@@ -323,6 +368,7 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
                 // then, or in a while.
                 None => {
                     drop(permit.take());
+                    drop(busy.take());
                     let wait = plan.next_ready(now).map_or(IDLE_LOOK, |t| {
                         Duration::from_secs_f64((t - now).max(0.001)).min(IDLE_LOOK)
                     });
@@ -479,6 +525,15 @@ fn failed(job: &Job<'_>, seg: usize, f: Failure) -> Option<Result<(), Stop>> {
     ) && job.active.load(Ordering::Acquire) > 1;
     if f.after.is_some() || retire {
         job.pause(wait);
+    }
+    if matches!(
+        f.error,
+        Error::HttpStatus {
+            status: 429 | 503,
+            ..
+        }
+    ) {
+        job.pushbacks.fetch_add(1, Ordering::AcqRel);
     }
     if retire {
         job.active.fetch_sub(1, Ordering::AcqRel);

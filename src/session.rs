@@ -126,14 +126,7 @@ impl SessionBuilder {
 
     /// Parses `Name: value` (as curl's `-H`) and adds it.
     pub fn header_line(self, line: &str) -> Result<Self, Error> {
-        let (name, value) = line.split_once(':').ok_or_else(|| {
-            Error::InvalidOption(format!(
-                "header {:?} is not of the form 'Name: value'",
-                http::clip(line)
-            ))
-        })?;
-        let (name, value) = (name.trim(), value.trim());
-        check_header(name, value, "header")?;
+        let (name, value) = parse_header_line(line)?;
         Ok(self.header(name, value))
     }
 
@@ -268,6 +261,19 @@ impl SessionBuilder {
     }
 }
 
+/// `Name: value` (as curl's `-H`), trimmed and checked as sendable.
+fn parse_header_line(line: &str) -> Result<(String, String), Error> {
+    let (name, value) = line.split_once(':').ok_or_else(|| {
+        Error::InvalidOption(format!(
+            "header {:?} is not of the form 'Name: value'",
+            http::clip(line)
+        ))
+    })?;
+    let (name, value) = (name.trim(), value.trim());
+    check_header(name, value, "header")?;
+    Ok((name.to_string(), value.to_string()))
+}
+
 /// Settings, transports and one cookie jar, cheap to clone: clones share the
 /// connections and the jar.
 #[derive(Clone)]
@@ -363,15 +369,7 @@ impl Session {
     pub fn with_headers(&self, lines: &[String]) -> Result<Session, Error> {
         let mut headers = (*self.headers).clone();
         for line in lines {
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                Error::InvalidOption(format!(
-                    "header {:?} is not of the form 'Name: value'",
-                    http::clip(line)
-                ))
-            })?;
-            let (name, value) = (name.trim(), value.trim());
-            check_header(name, value, "header")?;
-            headers.push((name.to_string(), value.to_string()));
+            headers.push(parse_header_line(line)?);
         }
         Ok(Session {
             headers: Arc::new(headers),

@@ -42,14 +42,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Nginx {
     /// nginx serving `files` (name, body) from a fresh root, one process,
     /// as the user running the tests, each answer at most `rate` bytes a

@@ -14,14 +14,6 @@ use common::*;
 use rangeget::{Download, Engine, Session};
 use rangeget_fixture::{FileOptions, FixtureServer, pseudo_random_bytes};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A proxy process, stopped when dropped, and what it printed.
 struct Proxy {
     child: Child,

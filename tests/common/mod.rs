@@ -50,6 +50,15 @@ pub fn served_ranges(log: &[LoggedRequest]) -> Vec<(u64, u64)> {
     v
 }
 
+/// A port free on loopback now (for a server that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs the `rangeget` binary in `cwd` (with `SSL_CERT_FILE` cleared, then
 /// `env` set).
 pub fn rangeget_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {

@@ -140,6 +140,7 @@ pid {WORK}/nginx.pid;
 error_log {WORK}/logs/error.log;
 events {{ worker_connections 1024; }}
 http {{
+  log_format sent '$bytes_sent';
   access_log {WORK}/logs/access.log;
   sendfile on;
   tcp_nopush on;
@@ -149,13 +150,13 @@ http {{
     ""           {SLOW};
     default      {CAP};
   }}
-  server {{ listen 127.0.0.1:{ports['A']}; root {www}; access_log off; }}
-  server {{ listen 127.0.0.1:{ports['B']}; root {www};
+  server {{ listen 127.0.0.1:{ports['A']}; root {www}; access_log {WORK}/logs/A.log sent; }}
+  server {{ listen 127.0.0.1:{ports['B']}; root {www}; access_log {WORK}/logs/B.log sent;
            limit_rate {CAP}; sendfile_max_chunk 32k; }}
-  server {{ listen 127.0.0.1:{ports['C']}; root {www}; access_log off;
+  server {{ listen 127.0.0.1:{ports['C']}; root {www}; access_log {WORK}/logs/C.log sent;
            limit_rate $rg_rate; sendfile_max_chunk 32k; }}
-  server {{ listen 127.0.0.1:{ports['S']} ssl; {tls} root {www}; access_log off; }}
-  server {{ listen 127.0.0.1:{ports['T']} ssl; {tls} root {www}; access_log off;
+  server {{ listen 127.0.0.1:{ports['S']} ssl; {tls} root {www}; access_log {WORK}/logs/S.log sent; }}
+  server {{ listen 127.0.0.1:{ports['T']} ssl; {tls} root {www}; access_log {WORK}/logs/T.log sent;
            limit_rate {CAP}; }}
 }}
 """)
@@ -246,8 +247,23 @@ def clean(out):
             os.remove(p)
 
 
-def run_once(cmd, out, check, size):
+def served_log(scenario):
+    """The access log of the scenario's server: bytes it sent, a line a request."""
+    return os.path.join(WORK, "logs", ("B" if scenario in "LF" else scenario) + ".log")
+
+
+def served(log):
+    """What the server sent since the log was emptied (nginx logs a request
+    when it ends; a client's closed connection within a moment)."""
+    time.sleep(0.3)
+    with open(log) as f:
+        return sum(int(x) for x in f.read().split())
+
+
+def run_once(cmd, out, check, size, log=None):
     clean(out)
+    if log:
+        open(log, "w").close()
     if "-i" in cmd:
         os.makedirs(out, exist_ok=True)
     sh("sync")
@@ -262,7 +278,9 @@ def run_once(cmd, out, check, size):
     user, sys_, rss = r.stderr.strip().splitlines()[-1].split()
     ok = check(out)
     clean(out)
-    return {"wall": wall, "cpu": float(user) + float(sys_), "rss": int(rss) / 1024, "ok": ok}
+    sent = served(log) / size if log else None
+    return {"wall": wall, "cpu": float(user) + float(sys_), "rss": int(rss) / 1024, "ok": ok,
+            "served": sent}
 
 
 def group(scenario, n, every, out, check, size, ideal, results):
@@ -275,7 +293,7 @@ def group(scenario, n, every, out, check, size, ideal, results):
         rng.shuffle(order)
         for tool, cmd in order:
             try:
-                runs[tool].append(run_once(cmd, out, check, size))
+                runs[tool].append(run_once(cmd, out, check, size, served_log(scenario)))
             except RuntimeError as e:
                 print(f"  {scenario} N={n} {tool}: {e}", file=sys.stderr)
     for tool, rs in runs.items():
@@ -290,11 +308,13 @@ def group(scenario, n, every, out, check, size, ideal, results):
             "ideal": (100 * mbps / (ideal / 1e6)) if ideal else None,
             "cpu_per_gb": statistics.median(r["cpu"] for r in rs) / (size / 1e9),
             "rss": max(r["rss"] for r in rs),
+            "served": max(r["served"] for r in rs),
             "sha_ok": all(r["ok"] for r in rs), "reps": len(rs),
         }
         results.append(row)
         print(f"  {scenario} N={n:<2} {tool:<22} {wall:7.3f} s ({row['min']:.3f}-{row['max']:.3f}) "
               f"{mbps:8.1f} MB/s cpu {row['cpu_per_gb']:.2f} s/GB rss {row['rss']:.1f} MiB "
+              f"served {row['served']:.4f}x "
               f"sha {'ok' if row['sha_ok'] else 'MISMATCH'}", file=sys.stderr)
 
 
@@ -339,8 +359,8 @@ def measure_list(port, results):
 
 
 def table(results):
-    lines = ["| scenario | N | tool | median wall (s) | spread (min-max) | MB/s | % of ideal | CPU s/GB | peak RSS (MiB) | SHA-256 | rangeget / best other |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | N | tool | median wall (s) | spread (min-max) | MB/s | % of ideal | CPU s/GB | peak RSS (MiB) | served (most, x file) | SHA-256 | rangeget / best other |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups = {}
     for r in results:
         groups.setdefault((r["scenario"], r["n"]), []).append(r)
@@ -352,7 +372,7 @@ def table(results):
             ratio = f"{r['mbps'] / best:.2f}x" if mine and best else ""
             ideal = f"{r['ideal']:.1f}" if r["ideal"] is not None else ""
             lines.append(f"| {sc} | {n} | {r['tool']} | {r['wall']:.3f} | {r['min']:.3f}-{r['max']:.3f} "
-                         f"| {r['mbps']:.1f} | {ideal} | {r['cpu_per_gb']:.2f} | {r['rss']:.1f} | "
+                         f"| {r['mbps']:.1f} | {ideal} | {r['cpu_per_gb']:.2f} | {r['rss']:.1f} | {r['served']:.4f} | "
                          f"{'ok' if r['sha_ok'] else 'MISMATCH'} | {ratio} |")
     for sc in "AS":
         curl = [r for r in results if r["scenario"] == sc and r["tool"] == "curl"]
@@ -394,9 +414,9 @@ def main():
             for n in [4, 16]:
                 measure("T", n, ports["T"], "256m.bin", 256 << 20, n * CAP, results, tls=ca, default=(n == 16))
         if "C" in wanted:
-            measure("C", 8, ports["C"], "256m.bin", 256 << 20, 7 * CAP + SLOW, results)
+            measure("C", 8, ports["C"], "256m.bin", 256 << 20, 7 * CAP + SLOW, results, default=True)
         if "L" in wanted:
-            measure("L", 8, ports["L"], "256m.bin", 256 << 20, 8 * CAP, results)
+            measure("L", 8, ports["L"], "256m.bin", 256 << 20, 8 * CAP, results, default=True)
         if "F" in wanted:
             measure_list(ports["B"], results)
     finally:

@@ -151,6 +151,10 @@ pub struct Summary {
     pub connections: usize,
     /// The requests for bytes sent (ranged `GET`s, or the stream's).
     pub requests: usize,
+    /// The body bytes read from the network by this run, written or thrown
+    /// away: above `fetched` by what was fetched twice (the rest of a cut
+    /// request, an attempt that failed and was asked again).
+    pub received: u64,
     /// Whether the file was fetched in ranges (false: one stream).
     pub segmented: bool,
     /// Whether the file was complete already, and nothing was fetched
@@ -179,8 +183,9 @@ impl Summary {
 }
 
 impl Download {
-    /// A download of `url` with the defaults: 8 connections, the name from the
-    /// URL, the current directory.
+    /// A download of `url` with the defaults: as many connections as pay, at
+    /// most 16 (see [`Download::max_connections`]), the name from the URL,
+    /// the current directory.
     pub fn new(url: impl Into<String>) -> Download {
         Download {
             url: url.into(),
@@ -544,6 +549,7 @@ impl Download {
                 path: Some(s.path.clone()),
                 bytes: Some(s.bytes),
                 fetched: s.fetched,
+                received: Some(s.received),
                 sha256: s.sha256.clone(),
                 exit_code: 0,
             },
@@ -555,6 +561,7 @@ impl Download {
                 path: None,
                 bytes: None,
                 fetched: 0,
+                received: None,
                 sha256: None,
                 exit_code: e.exit_code(),
             },
@@ -633,6 +640,7 @@ impl Download {
                     elapsed: started.elapsed(),
                     connections: 0,
                     requests: 0,
+                    received: 0,
                     segmented: false,
                     already_complete: true,
                     sha256: None,
@@ -712,6 +720,7 @@ impl Download {
                         elapsed: started.elapsed(),
                         connections: self.connections_used(&counters),
                         requests: counters.requests(),
+                        received: counters.bytes_received(),
                         segmented,
                         already_complete: false,
                         sha256: sha256.map(|d| crate::checksum::to_hex(&d)),
@@ -862,6 +871,7 @@ impl Download {
             elapsed: started.elapsed(),
             connections: self.connections_used(counters),
             requests: counters.requests(),
+            received: counters.bytes_received(),
             segmented,
             already_complete: false,
             sha256: sha256.map(|d| crate::checksum::to_hex(&d)),

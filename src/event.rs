@@ -92,6 +92,10 @@ pub enum Event {
         bytes: Option<u64>,
         /// Bytes fetched by this run.
         fetched: u64,
+        /// Body bytes read from the network by this run, kept or thrown
+        /// away ([`Summary::received`](crate::Summary::received)), when the
+        /// download ended well.
+        received: Option<u64>,
         /// Its SHA-256 in hex, when one was computed (a checksum was
         /// expected).
         sha256: Option<String>,
@@ -144,6 +148,7 @@ impl Event {
                 path,
                 bytes,
                 fetched,
+                received,
                 sha256,
                 exit_code,
             } => {
@@ -159,6 +164,7 @@ impl Event {
                     "path": path.as_ref().map(|p| p.to_string_lossy()),
                     "bytes": bytes,
                     "fetched": fetched,
+                    "received": received,
                     "sha256": sha256,
                     "exit_code": exit_code,
                 })
@@ -208,6 +214,7 @@ mod tests {
             path: None,
             bytes: None,
             fetched: 0,
+            received: None,
             sha256: None,
             exit_code: 4,
         };

@@ -128,13 +128,16 @@ pub mod unversioned {
         DEFAULT_NAME, MAX_NAME, name_from_content_disposition, name_from_url, part_path, sanitize,
     };
     pub use crate::plan::{
-        Assignment, MIN_SEGMENT, MIN_STEAL, Plan, STALL_LATENCIES, STALLED_AFTER, Segment,
+        Assignment, CUT_SECONDS, CUT_SLOWER, FIRST_REQUEST, IDLE_GAP, MIN_SEGMENT, MIN_STEAL, Plan,
+        REQUEST_LATENCIES, REQUEST_SECONDS, SHARE_DIVISOR, STALL_LATENCIES, STALLED_AFTER, Segment,
         segment_count,
     };
     pub use crate::retry::{
         Budget, FLOOR_BYTES, MAX_RETRY_WAIT, RENEWING_PROGRESS, max_backoff_total,
     };
     pub use crate::state::{MAX_RANGES, MAX_STATE_BYTES, State, state_path};
-    pub use crate::transport::{BUFFER_BUDGET, buffer_size};
+    pub use crate::transport::{
+        BUFFER_BUDGET, TLS_SOCKET_BUFFER, UREQ_OUTPUT_BUFFER, buffer_size, ureq_buffer_size,
+    };
     pub use crate::worker::{CLOSE_GRACE, IDLE_LOOK, MIRROR_STRIKES};
 }

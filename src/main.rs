@@ -352,8 +352,15 @@ fn saved_line(summary: &rangeget::Summary) -> String {
         String::new()
     };
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    // Bytes fetched twice (a request cut short, an attempt asked again).
+    let twice = summary.received.saturating_sub(summary.fetched);
+    let twice = if twice > 0 {
+        format!(", {} received twice", BinaryBytes(twice))
+    } else {
+        String::new()
+    };
     format!(
-        "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {}, {}",
+        "rangeget: saved {} ({}, {} bytes{resumed}) in {:.2} s, {}/s, {}, {}{twice}",
         summary.path.display(),
         BinaryBytes(summary.bytes),
         summary.bytes,

@@ -10,12 +10,25 @@
 //! new segment, and the victim's `end` shrinks, which its worker learns the next
 //! time it calls [`Plan::claim`].
 //!
+//! Requests ask for part of a segment ([`Plan::ask`]): about the worker's
+//! share of the bytes nobody has asked for yet, by its measured rate, over
+//! [`SHARE_DIVISOR`]. A steal takes only what lies beyond the bytes a
+//! request has asked for: those are on their way (in the server's and the
+//! kernel's buffers), and cutting the request would throw them away and
+//! fetch them twice. So the requests of a download shrink as its end nears
+//! and no connection waits long for another at the end, while no byte is
+//! fetched twice on a link that does not fail. A cut happens only with a
+//! cause: a request gone silent (below), or a connection [`CUT_SLOWER`]
+//! times slower than the others that would need more than [`CUT_SECONDS`]
+//! for what it asked.
+//!
 //! The endgame: a request that has delivered nothing for [`STALLED_AFTER`]
-//! (the caller passes the time; the plan has no clock) is stolen from first and
-//! whole, however little it has left, so that a connection hanging on the
-//! last bytes does not hold the download until its read timeout. The
-//! [`Assignment`] names the worker it was taken from, whose read the caller can
-//! interrupt.
+//! (the caller passes the time; the plan has no clock) while the downloader
+//! ran (see [`Plan::tick`]: a pause of the whole process, a busy machine,
+//! is nobody's silence) is stolen from first and whole, however little it
+//! has left, so that a connection hanging on the last bytes does not hold
+//! the download until its read timeout. The [`Assignment`] names the worker
+//! it was taken from, whose read the caller can interrupt.
 //!
 //! Retries belong to the bytes: each segment keeps a [`Budget`] of failed
 //! attempts. A failed attempt gives the segment back with a time before which
@@ -60,6 +73,12 @@ pub struct Segment {
     pub budget: Budget,
     /// No worker takes it before this time (a retry's backoff).
     pub not_before: f64,
+    /// One past the last byte its current request asked for (see
+    /// [`Plan::ask`]); `pos` or below when no request is in flight. Bytes
+    /// below it are on their way and are not stolen.
+    pub asked: u64,
+    /// The plan's idle time (see [`Plan::heard`]) when it was last heard from.
+    pub idle_mark: f64,
 }
 
 impl Segment {
@@ -76,6 +95,8 @@ impl Segment {
             attempt_from: start,
             budget: Budget::default(),
             not_before: 0.0,
+            asked: start,
+            idle_mark: 0.0,
         }
     }
 
@@ -113,6 +134,36 @@ pub const STALLED_AFTER: f64 = 1.0;
 /// See [`STALLED_AFTER`].
 pub const STALL_LATENCIES: f64 = 4.0;
 
+/// A time longer than this in which the plan heard of nobody (no byte
+/// arrived, no idle worker looked, see [`Plan::tick`]: the machine was busy
+/// and the process was not scheduled) does not count towards a request's
+/// silence: a takeover needs silence while the downloader runs.
+pub const IDLE_GAP: f64 = 0.25;
+
+/// The most a request asks for while its connection's rate is unknown.
+pub const FIRST_REQUEST: u64 = 4 * 1024 * 1024;
+
+/// A request asks for about its connection's share of the bytes not yet
+/// asked for, divided by this: the rest stays free for whichever connection
+/// runs dry, so that no steal has to cut a request short.
+pub const SHARE_DIVISOR: f64 = 2.0;
+
+/// A request is never so small that its bytes take less than this many
+/// round trips (measured latencies) to arrive...
+pub const REQUEST_LATENCIES: f64 = 4.0;
+
+/// ...or less than this many seconds at its connection's rate: the tail a
+/// download may wait for at its end, against a new request per piece.
+pub const REQUEST_SECONDS: f64 = 0.05;
+
+/// A steal cuts into a request's asked bytes only when its connection is
+/// this many times slower than the mean, and would need more than
+/// [`CUT_SECONDS`] for them: a cut throws away what is in flight.
+pub const CUT_SLOWER: f64 = 4.0;
+
+/// See [`CUT_SLOWER`].
+pub const CUT_SECONDS: f64 = 2.0;
+
 /// The split of a file into segments and who fetches which.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -125,6 +176,13 @@ pub struct Plan {
     stale_failures: u32,
     /// Lowest bytes first (a stream).
     ordered: bool,
+    /// When the plan last heard of anyone (see [`Plan::tick`]).
+    last_seen: f64,
+    /// Seconds in which the plan heard of no one, beyond [`IDLE_GAP`] each
+    /// time: not counted as anyone's silence.
+    idle: f64,
+    /// The last measured rate of each worker's requests.
+    worker_rates: Vec<Option<f64>>,
 }
 
 /// How many segments `total` bytes should start with for `connections`
@@ -149,6 +207,9 @@ impl Plan {
             latency: 0.0,
             stale_failures: 0,
             ordered: false,
+            last_seen: 0.0,
+            idle: 0.0,
+            worker_rates: Vec::new(),
         }
     }
 
@@ -170,6 +231,9 @@ impl Plan {
             latency: 0.0,
             stale_failures: 0,
             ordered: false,
+            last_seen: 0.0,
+            idle: 0.0,
+            worker_rates: Vec::new(),
         };
         let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
         // The done part: finished segments, so the plan still tiles [0, total).
@@ -250,6 +314,7 @@ impl Plan {
     /// stalled segment (see [`STALLED_AFTER`]) is stolen from first, and
     /// whole, however little it has left.
     pub fn next_at(&mut self, worker: usize, now: f64) -> Option<Assignment> {
+        self.tick(now);
         let free = self
             .segments
             .iter()
@@ -269,7 +334,30 @@ impl Plan {
 
     /// Records that segment `i`'s request delivered bytes at `now`.
     pub fn heard(&mut self, i: usize, now: f64) {
-        self.segments[i].heard = now;
+        self.tick(now);
+        let s = &mut self.segments[i];
+        s.heard = now;
+        s.idle_mark = self.idle;
+    }
+
+    /// Records that the downloader ran at `now`: a worker received bytes,
+    /// or an idle one looked for work (they look every 0.1 s). A longer
+    /// time than [`IDLE_GAP`] without one is a pause of the whole process,
+    /// not a silence of any request.
+    pub fn tick(&mut self, now: f64) {
+        self.idle = self.idle_at(now);
+        self.last_seen = self.last_seen.max(now);
+    }
+
+    /// The idle time counted up to `now`.
+    fn idle_at(&self, now: f64) -> f64 {
+        self.idle + (now - self.last_seen - IDLE_GAP).max(0.0)
+    }
+
+    /// How long segment `s`'s request has been silent at `now` while others
+    /// delivered bytes.
+    fn silence(&self, s: &Segment, now: f64) -> f64 {
+        (now - s.heard) - (self.idle_at(now) - s.idle_mark).max(0.0)
     }
 
     /// Whether a request in flight has gone silent at `now` (see
@@ -281,7 +369,67 @@ impl Plan {
     }
 
     fn stalled(&self, s: &Segment, now: f64) -> bool {
-        now - s.heard >= STALLED_AFTER.max(STALL_LATENCIES * self.latency)
+        self.silence(s, now) >= STALLED_AFTER.max(STALL_LATENCIES * self.latency)
+    }
+
+    /// Starts a request for segment `i` at its cursor, and returns one past
+    /// the last byte it should ask for: about the worker's share of what no
+    /// request has asked for yet (its measured rate against the others',
+    /// over [`SHARE_DIVISOR`]), at most [`FIRST_REQUEST`] while its rate is
+    /// unknown, never under the plan's smallest steal or
+    /// [`REQUEST_LATENCIES`] round trips, and never leaving a tail too small
+    /// to steal. Bytes below it are not stolen while the request runs.
+    pub fn ask(&mut self, i: usize) -> u64 {
+        let (pos, end) = (self.segments[i].pos, self.segments[i].end);
+        let left = end - pos;
+        let rate_of = |s: &Segment| {
+            s.owner
+                .and_then(|w| self.worker_rates.get(w).copied().flatten())
+                .filter(|r| *r > 0.0)
+        };
+        let rate = rate_of(&self.segments[i]);
+        let unasked: u64 = self
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let from = if s.owner.is_some() && j != i {
+                    s.pos.max(s.asked)
+                } else {
+                    s.pos
+                };
+                s.end.saturating_sub(from)
+            })
+            .sum();
+        let owners: Vec<Option<f64>> = self
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(j, s)| *j == i || (s.owner.is_some() && !s.is_finished()))
+            .map(|(_, s)| rate_of(s))
+            .collect();
+        let known: Vec<f64> = owners.iter().flatten().copied().collect();
+        let share = match rate {
+            Some(r) => {
+                let mean = known.iter().sum::<f64>() / known.len() as f64;
+                let total: f64 = owners.iter().map(|o| o.unwrap_or(mean)).sum();
+                unasked as f64 * r / total / SHARE_DIVISOR
+            }
+            None => (unasked as f64 / owners.len().max(1) as f64 / SHARE_DIVISOR)
+                .min(FIRST_REQUEST as f64),
+        };
+        let floor = match rate {
+            Some(r) => (r * (REQUEST_LATENCIES * self.latency).max(REQUEST_SECONDS))
+                .max(self.min_steal as f64),
+            None => self.min_steal as f64,
+        };
+        let mut want = share.max(floor).round() as u64;
+        if left.saturating_sub(want) < self.min_steal {
+            want = left;
+        }
+        let asked = pos + want.min(left);
+        self.segments[i].asked = asked;
+        asked
     }
 
     /// Splits the owned segment expected to finish last and gives its tail to
@@ -303,11 +451,31 @@ impl Plan {
         // A stalled request will never finish by itself: it goes first; a
         // stream's head next.
         let total = self.total as f64;
+        // Bytes a request has asked for are on their way: a steal takes what
+        // lies beyond them, unless the request went silent, or its
+        // connection is so much slower than the others that waiting for it
+        // costs more than the bytes in flight.
+        let from = |s: &Segment| -> u64 {
+            let asked = s.asked.max(s.pos).min(s.end);
+            if self.stalled(s, now) {
+                return s.pos;
+            }
+            match (s.rate.filter(|r| *r > 0.0), mean) {
+                (Some(rv), Some(m))
+                    if rv * CUT_SLOWER < m && (asked - s.pos) as f64 / rv > CUT_SECONDS =>
+                {
+                    s.pos
+                }
+                _ => asked,
+            }
+        };
+        let min_steal = self.min_steal;
         let (victim, _) = self
             .segments
             .iter()
             .enumerate()
             .filter(|(_, s)| s.owner.is_some() && !s.is_finished())
+            .filter(|(_, s)| self.stalled(s, now) || s.end - from(s) >= min_steal)
             .map(|(i, s)| {
                 let c = if self.stalled(s, now) {
                     f64::INFINITY
@@ -327,6 +495,7 @@ impl Plan {
             (Some(rv), Some(rt)) => split_keep(remaining, rv, rt, self.latency),
             _ => remaining - remaining / 2,
         };
+        let keep = keep.max(from(v) - v.pos);
         let take = remaining - keep;
         if take == 0 || (take < self.min_steal && !stalled) {
             return None;
@@ -354,9 +523,16 @@ impl Plan {
         })
     }
 
-    /// Records the measured rate (bytes per second) of segment `i`'s request.
+    /// Records the measured rate (bytes per second) of segment `i`'s request
+    /// (and of its worker, for the size of its next request).
     pub fn set_rate(&mut self, i: usize, bytes_per_second: f64) {
         self.segments[i].rate = Some(bytes_per_second);
+        if let Some(w) = self.segments[i].owner {
+            if self.worker_rates.len() <= w {
+                self.worker_rates.resize(w + 1, None);
+            }
+            self.worker_rates[w] = Some(bytes_per_second);
+        }
     }
 
     /// Records how long a request took to start (seconds to its first byte),
@@ -370,11 +546,14 @@ impl Plan {
     }
 
     fn assign(&mut self, i: usize, worker: usize, now: f64) -> Assignment {
+        let idle = self.idle_at(now);
         let s = &mut self.segments[i];
         s.owner = Some(worker);
         s.rate = None;
         s.heard = now;
+        s.idle_mark = idle;
         s.attempt_from = s.pos;
+        s.asked = s.pos;
         Assignment {
             segment: i,
             start: s.pos,
@@ -527,6 +706,17 @@ mod tests {
 
     /// Checks that the segments tile [0, total) exactly: sorted by start, each
     /// begins where the previous ended, the first at 0, the last at total.
+    /// Idle workers looking for work every 0.1 s from `from` to `to`, as
+    /// they do: the plan sees the downloader run.
+    fn looks(plan: &mut Plan, from: f64, to: f64) {
+        let mut t = from;
+        while t < to {
+            plan.tick(t);
+            t += 0.1;
+        }
+        plan.tick(to);
+    }
+
     fn assert_tiles(plan: &Plan) {
         let mut segs = plan.segments().to_vec();
         segs.sort_by_key(|s| s.start);
@@ -700,6 +890,7 @@ mod tests {
         plan.claim(b.segment, 450);
         plan.heard(b.segment, 0.1);
         plan.claim(a.segment, 500);
+        looks(&mut plan, 0.1, 0.9);
         plan.heard(a.segment, 0.9);
         plan.release(a.segment);
         // 50 bytes left in b, far below min_steal: not stolen while it is heard from...
@@ -722,8 +913,94 @@ mod tests {
         plan.next_at(0, 0.0).unwrap();
         plan.next_at(1, 0.0).unwrap();
         // 4 x 0.5 s: silent for 1.5 s is not yet stalled, 2 s is.
+        looks(&mut plan, 0.0, 1.5);
         assert_eq!(plan.next_at(2, 1.5), None);
+        looks(&mut plan, 1.5, 2.0);
         assert!(plan.next_at(2, 2.0).is_some_and(|a| a.taken_over.is_some()));
+    }
+
+    #[test]
+    fn a_pause_of_the_whole_process_is_no_stall() {
+        // Two requests; the process is not scheduled from 0.2 s to 1.5 s:
+        // nobody received, nobody looked. Then b delivers, a not yet.
+        let mut plan = Plan::new(1000, 2, 100, 400);
+        let a = plan.next_at(0, 0.0).unwrap();
+        let b = plan.next_at(1, 0.0).unwrap();
+        looks(&mut plan, 0.0, 0.2);
+        plan.heard(a.segment, 0.2);
+        plan.heard(b.segment, 0.2);
+        plan.heard(b.segment, 1.5);
+        assert_eq!(
+            plan.next_at(2, 1.5),
+            None,
+            "a was silent only while all were"
+        );
+        // Silent on while b delivers: IDLE_GAP of the pause counted, a
+        // second of silence in all 0.75 s after the process ran again.
+        looks(&mut plan, 1.5, 2.1);
+        assert_eq!(plan.next_at(2, 2.1), None);
+        looks(&mut plan, 2.1, 2.3);
+        assert!(
+            plan.next_at(2, 2.3)
+                .is_some_and(|t| t.taken_over == Some((0, a.segment)))
+        );
+    }
+
+    #[test]
+    fn asked_bytes_are_not_stolen() {
+        // One segment, its request asks for the first 600 bytes: a thief
+        // takes only from what lies beyond.
+        let mut plan = Plan::new(1000, 1, 1000, 100);
+        let a = plan.next_at(0, 0.0).unwrap();
+        plan.segments[a.segment].asked = 600;
+        let t = plan.next_at(1, 0.0).expect("the rest beyond the request");
+        assert!(t.start >= 600, "{t:?}");
+        assert_eq!(plan.position(a.segment), (0, t.start));
+        // Everything asked: nothing to steal while it delivers.
+        let mut plan = Plan::new(1000, 1, 1000, 100);
+        let a = plan.next_at(0, 0.0).unwrap();
+        plan.segments[a.segment].asked = 1000;
+        assert_eq!(plan.next_at(1, 0.0), None);
+    }
+
+    #[test]
+    fn a_request_asks_for_part_of_its_share_and_leaves_the_rest_free() {
+        let mut plan = Plan::new(64 << 20, 4, 1 << 20, 128 << 10);
+        let a = plan.next_at(0, 0.0).unwrap();
+        // Rate unknown: at most FIRST_REQUEST.
+        let asked = plan.ask(a.segment);
+        assert_eq!(asked - a.start, FIRST_REQUEST);
+        // Known and equal rates for all four: about an eighth of what no
+        // request has asked for.
+        for w in 1..4 {
+            let s = plan.next_at(w, 0.0).unwrap().segment;
+            plan.set_rate(s, 1e6);
+            plan.ask(s);
+        }
+        plan.set_rate(a.segment, 1e6);
+        plan.claim(a.segment, FIRST_REQUEST);
+        let unasked: u64 = plan
+            .segments()
+            .iter()
+            .enumerate()
+            .map(|(j, s)| s.end - if j == a.segment { s.pos } else { s.asked })
+            .sum();
+        let asked = plan.ask(a.segment) - FIRST_REQUEST;
+        let want = unasked / 8;
+        assert!(asked.abs_diff(want) < want / 100, "{asked} against {want}");
+        // A connection four times faster than the three others asks for
+        // its share of the rates, 4 of 7, halved.
+        plan.set_rate(a.segment, 4e6);
+        let faster = plan.ask(a.segment) - FIRST_REQUEST;
+        let want = unasked * 4 / 7 / 2;
+        assert!(
+            faster.abs_diff(want) < want / 100,
+            "{faster} against {want}"
+        );
+        // Never a tail below the smallest steal: the last bytes come whole.
+        let mut small = Plan::new(1 << 20, 1, 1 << 20, 600 << 10);
+        let s = small.next_at(0, 0.0).unwrap().segment;
+        assert_eq!(small.ask(s), 1 << 20);
     }
 
     #[test]
@@ -767,6 +1044,7 @@ mod tests {
         // The thief's request goes silent and is taken over: one failure more.
         plan.release(a.segment);
         let _ = plan.claim(a.segment, u64::MAX);
+        looks(&mut plan, 0.1, 0.1 + STALLED_AFTER);
         let o = plan.next_at(2, 0.1 + STALLED_AFTER).expect("take over");
         assert_eq!(o.taken_over, Some((1, t.segment)));
         assert_eq!(plan.failures(o.segment), 2);

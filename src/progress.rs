@@ -103,6 +103,8 @@ pub(crate) struct Counters {
     peak: AtomicUsize,
     workers: AtomicUsize,
     requests: AtomicUsize,
+    /// Body bytes read from the network this run, kept or not.
+    received: AtomicU64,
 }
 
 impl Counters {
@@ -154,6 +156,16 @@ impl Counters {
     /// A request for bytes is sent.
     pub fn request_sent(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` body bytes were read from the network (written or thrown away).
+    pub fn received(&self, n: u64) {
+        self.received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The body bytes read from the network this run.
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     /// How many requests for bytes were sent.

@@ -29,7 +29,10 @@ use ::ureq::unversioned::transport::{
 use url::Url;
 
 use super::ureq_tcp::Tcp;
-use super::{Body, Head, ProxyChoice, Request, Response, Settings, Transport, buffer_size, fail};
+use super::{
+    Body, Head, ProxyChoice, Request, Response, Settings, TLS_SOCKET_BUFFER, Transport,
+    UREQ_OUTPUT_BUFFER, fail, ureq_buffer_size,
+};
 use crate::cancel::Line;
 use crate::error::Error;
 use crate::output::Sink;
@@ -134,7 +137,7 @@ impl Ureq {
             .root_certs(roots)
             .disable_verification(tls.insecure)
             .build();
-        let buffer = buffer_size(settings.max_connections);
+        let buffer = ureq_buffer_size(settings.max_connections);
         let config = Agent::config_builder()
             // Redirects are followed above the seam, so that every hop sees
             // the jar and the credential rule.
@@ -148,6 +151,7 @@ impl Ureq {
             // Bigger reads cost less per byte (measured: 1 MiB against 256 KiB
             // cut CPU by about 15 % on a 1 GiB download), within a memory budget.
             .input_buffer_size(buffer)
+            .output_buffer_size(UREQ_OUTPUT_BUFFER)
             .max_idle_connections_per_host(settings.max_connections + 4)
             .max_idle_connections(2 * settings.max_connections + 8)
             .tls_config(tls)
@@ -473,11 +477,17 @@ impl<In: UreqTransport> Connector<In> for Tap {
         let socket = Arc::new(stream);
         let weak: Weak<dyn ShutdownHandle> = Arc::downgrade(&socket) as Weak<dyn ShutdownHandle>;
         (details.register_shutdown)(weak)?;
-        let tcp = Tcp::new(
-            Arc::clone(&socket),
-            config.input_buffer_size(),
-            config.output_buffer_size(),
-        );
+        // Under TLS these buffers carry ciphertext into rustls, whose
+        // transport has buffers of the configured sizes above them.
+        let tcp = if details.uri.scheme_str() == Some("https") {
+            Tcp::new(Arc::clone(&socket), TLS_SOCKET_BUFFER, TLS_SOCKET_BUFFER)
+        } else {
+            Tcp::new(
+                Arc::clone(&socket),
+                config.input_buffer_size(),
+                config.output_buffer_size(),
+            )
+        };
         let mut tracked = Tracked {
             inner: tcp,
             socket,

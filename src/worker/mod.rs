@@ -329,12 +329,14 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
         // holds a place and moves nothing.
         let busy = job.busy_slot();
         if busy.is_none() {
-            let plan = job.plan();
+            let mut plan = job.plan();
             if plan.is_complete() {
                 job.active.fetch_sub(1, Ordering::AcqRel);
                 return Ok(());
             }
-            if !plan.any_stalled(job.now()) {
+            let now = job.now();
+            plan.tick(now);
+            if !plan.any_stalled(now) {
                 let _ = job.idle.wait_timeout(plan, IDLE_LOOK);
                 continue;
             }
@@ -549,17 +551,22 @@ fn attempt(job: &Job<'_>, seg: usize, line: &Line, mirror: usize) -> Result<bool
     // From here on a takeover of `seg` reaches this request: begun before
     // the position is read, so that none can slip in between.
     line.begin(seg);
-    let (pos, end) = job.plan().position(seg);
-    let result = if pos >= end || job.halted() {
+    let (pos, asked) = {
+        let mut plan = job.plan();
+        let (pos, end) = plan.position(seg);
+        (pos, if pos < end { plan.ask(seg) } else { end })
+    };
+    let result = if pos >= asked || job.halted() {
         Ok(true)
     } else {
-        fetch_range(job, seg, (pos, end), line, &job.mirrors[mirror])
+        fetch_range(job, seg, (pos, asked), line, &job.mirrors[mirror])
     };
     line.end();
     result
 }
 
-/// Sends the ranged `GET` for `[pos, end)` and streams its body.
+/// Sends the ranged `GET` for `[pos, end)` (the bytes the plan asked for,
+/// see [`Plan::ask`](crate::plan::Plan::ask)) and streams its body.
 fn fetch_range(
     job: &Job<'_>,
     seg: usize,
@@ -666,6 +673,7 @@ fn stream_range(
         let n = match received_now {
             Ok(0) => {
                 let (_, end) = job.plan().position(seg);
+                let end = end.min(asked_end);
                 if pos < end {
                     return Err(Attempt::Retry(Failure::transient(retry::cut_short(
                         url,
@@ -678,7 +686,7 @@ fn stream_range(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 let (_, end) = job.plan().position(seg);
-                let short = end.saturating_sub(pos);
+                let short = end.min(asked_end).saturating_sub(pos);
                 return Err(Attempt::Retry(retry::body_failure(
                     &e,
                     url,
@@ -689,17 +697,18 @@ fn stream_range(
         };
         watch.count(n, url).map_err(Attempt::Retry)?;
         received += n as u64;
+        job.counters.received(n as u64);
         let elapsed = started.elapsed().as_secs_f64();
         let (take, finished) = {
             let mut plan = job.plan();
-            let take = plan.claim(seg, n as u64);
+            let take = plan.claim(seg, (n as u64).min(asked_end - pos));
             plan.heard(seg, job.now());
             // The rate steers stealing; the first instants are too noisy to tell.
             if elapsed >= 0.05 {
                 plan.set_rate(seg, received as f64 / elapsed);
             }
             let (now, end) = plan.position(seg);
-            (take, now >= end)
+            (take, now >= end.min(asked_end))
         };
         body.write(job.sink, take as usize, pos)
             .map_err(|e| Attempt::Stop(Stop::Failed(e)))?;

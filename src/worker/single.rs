@@ -143,6 +143,7 @@ fn stream_whole(mut f: Fetched, out: Out<'_>) -> Result<u64, Failure> {
             }
         };
         watch.count(n, url)?;
+        out.counters.received(n as u64);
         f.body.write(out.sink, n, pos).map_err(Failure::judge)?;
         pos += n as u64;
         out.counters.add(n as u64);

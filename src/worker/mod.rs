@@ -153,6 +153,18 @@ impl Drop for Busy<'_> {
     }
 }
 
+impl Busy<'_> {
+    /// Gives the place back without waking anyone: its worker found
+    /// nothing to take, so a worker woken for the place would find nothing
+    /// either, give it back, and wake the next (measured: 35,000 futex
+    /// calls and 1.4 CPU s in 2 s while seven workers waited for the last
+    /// request). Work that appears wakes them by itself.
+    fn quietly(self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        std::mem::forget(self);
+    }
+}
+
 /// Why a worker stopped early.
 #[derive(Debug)]
 pub(crate) enum Stop {
@@ -370,7 +382,9 @@ fn run_worker(job: &Job<'_>, worker: usize) -> Result<(), Stop> {
                 // then, or in a while.
                 None => {
                     drop(permit.take());
-                    drop(busy.take());
+                    if let Some(b) = busy.take() {
+                        b.quietly();
+                    }
                     let wait = plan.next_ready(now).map_or(IDLE_LOOK, |t| {
                         Duration::from_secs_f64((t - now).max(0.001)).min(IDLE_LOOK)
                     });

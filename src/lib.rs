@@ -123,7 +123,9 @@ pub use session::{
 /// of, for tests, tools and the curious. They may change in any release, as
 /// ureq's `unversioned` does.
 pub mod unversioned {
-    pub use crate::controller::{GAIN, RECHECK, SETTLE, SHED_LOSS, START, WINDOW};
+    pub use crate::controller::{
+        CPU_BOUND, CPU_LOOK, GAIN, RECHECK, SETTLE, SHED_LOSS, START, WINDOW,
+    };
     pub use crate::output::{
         DEFAULT_NAME, MAX_NAME, name_from_content_disposition, name_from_url, part_path, sanitize,
     };

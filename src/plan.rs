@@ -186,6 +186,9 @@ pub struct Plan {
     idle: f64,
     /// The last measured rate of each worker's requests.
     worker_rates: Vec<Option<f64>>,
+    /// The shortest a request's bytes may take at its rate (see
+    /// [`REQUEST_SECONDS`], [`Plan::set_request_seconds`]).
+    request_seconds: f64,
 }
 
 /// How many segments `total` bytes should start with for `connections`
@@ -213,6 +216,7 @@ impl Plan {
             last_seen: 0.0,
             idle: 0.0,
             worker_rates: Vec::new(),
+            request_seconds: REQUEST_SECONDS,
         }
     }
 
@@ -237,6 +241,7 @@ impl Plan {
             last_seen: 0.0,
             idle: 0.0,
             worker_rates: Vec::new(),
+            request_seconds: REQUEST_SECONDS,
         };
         let missing: u64 = holes.iter().map(|r| r.end - r.start).sum();
         // The done part: finished segments, so the plan still tiles [0, total).
@@ -422,7 +427,7 @@ impl Plan {
                 .min(FIRST_REQUEST as f64),
         };
         let floor = match rate {
-            Some(r) => (r * (REQUEST_LATENCIES * self.latency).max(REQUEST_SECONDS))
+            Some(r) => (r * (REQUEST_LATENCIES * self.latency).max(self.request_seconds))
                 .max(self.min_steal as f64),
             None => self.min_steal as f64,
         };
@@ -536,6 +541,14 @@ impl Plan {
             taken_over,
             ..self.assign(i, worker, now)
         })
+    }
+
+    /// Requests whose bytes take at least `seconds` at their connection's
+    /// rate (instead of [`REQUEST_SECONDS`]): for a download under a rate
+    /// limit, which is long anyway, and where each new request's first
+    /// bytes fill a socket buffer ahead of the limit.
+    pub fn set_request_seconds(&mut self, seconds: f64) {
+        self.request_seconds = seconds.max(0.0);
     }
 
     /// Records the measured rate (bytes per second) of segment `i`'s request

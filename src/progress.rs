@@ -105,6 +105,9 @@ pub(crate) struct Counters {
     requests: AtomicUsize,
     /// Body bytes read from the network this run, kept or not.
     received: AtomicU64,
+    /// CPU the workers' threads spent on requests (see [`CpuMeter`]).
+    cpu_nanos: AtomicU64,
+    cpu_known: AtomicBool,
 }
 
 impl Counters {
@@ -166,6 +169,14 @@ impl Counters {
     /// The body bytes read from the network this run.
     pub fn bytes_received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// The CPU seconds the workers spent on requests so far, where the
+    /// platform says.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.cpu_known
+            .load(Ordering::Relaxed)
+            .then(|| self.cpu_nanos.load(Ordering::Relaxed) as f64 * 1e-9)
     }
 
     /// How many requests for bytes were sent.
@@ -512,6 +523,55 @@ fn line(name: &str, s: &Snapshot, width: usize) -> (String, String, usize) {
         0
     };
     (prefix, msg, bar)
+}
+
+/// The CPU seconds the calling thread has used (user and system), for the
+/// connection-count controller: `None` where the platform does not say.
+/// Per thread, so that what else the process runs (a library caller's
+/// work, a test's server) does not count as the download's.
+pub(crate) fn thread_cpu_seconds() -> Option<f64> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// A worker's share of [`Counters::cpu_seconds`]: it adds the CPU its
+/// thread spent since the last look.
+pub(crate) struct CpuMeter<'a> {
+    counters: &'a Counters,
+    last: Option<f64>,
+}
+
+impl<'a> CpuMeter<'a> {
+    /// Starts counting the calling thread's CPU into `counters`.
+    pub fn new(counters: &'a Counters) -> CpuMeter<'a> {
+        CpuMeter {
+            counters,
+            last: thread_cpu_seconds(),
+        }
+    }
+
+    /// Adds what the thread spent since the last look.
+    pub fn look(&mut self) {
+        if let (Some(last), Some(now)) = (self.last, thread_cpu_seconds()) {
+            let nanos = ((now - last).max(0.0) * 1e9) as u64;
+            self.counters.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+            self.counters.cpu_known.store(true, Ordering::Relaxed);
+            self.last = Some(now);
+        }
+    }
+}
+
+impl Drop for CpuMeter<'_> {
+    fn drop(&mut self) {
+        self.look();
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::event::NoticeKind;
 use crate::output::Sink;
 use crate::plan::Plan;
-use crate::progress::Counters;
+use crate::progress::{Counters, CpuMeter};
 use crate::ratelimit::RateLimit;
 use crate::retry::{self, Failure, StallWatch, wait_before_retry};
 use crate::schedule::{Permit, Ticket};
@@ -652,7 +652,15 @@ fn stream_range(
     let mut received = 0u64;
     let window = job.source.session.read_timeout();
     let mut watch = StallWatch::new(window);
+    // The CPU this request costs, for the connection-count controller:
+    // looked at every few reads, and when the request ends.
+    let mut cpu = CpuMeter::new(job.counters);
+    let mut reads = 0u32;
     loop {
+        reads = reads.wrapping_add(1);
+        if reads % 16 == 0 {
+            cpu.look();
+        }
         if job.halted() {
             return Ok(false);
         }
